@@ -1,0 +1,264 @@
+"""Authorization with Cedar: one decision per (entity, account, month) slice the request would read.
+
+Entities for Cedar are built from the database (principal roles, region, entitlements, clearance, tenant;
+entity region; account sensitivity; period status). Cedar reports determining policies by position, so the
+policy set is parsed into statements and positions are mapped back to their @id annotations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cedarpy
+
+from docket.catalog import Catalog
+from docket.contracts import Action, AuthorizeResult, ClassifyResult, Intent, MaskedComponent
+from docket.db import Principal
+from docket.ingest import CLEARANCES
+
+BUILTIN_POLICIES = Path(__file__).with_name("policies.cedar")
+# Order in which denials are explained: the most specific rule first, the catch-all entitlement rule last.
+POLICY_PRIORITY = ["POL-006", "POL-001", "POL-002", "POL-004", "POL-003", "POL-005"]
+PAYROLL = "payroll"
+
+
+@dataclass(frozen=True)
+class PolicyStatement:
+    policy_id: str
+    reason: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    statements: tuple[PolicyStatement, ...]
+    version: str
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(s.text for s in self.statements)
+
+
+def parse_policies(source: str) -> PolicySet:
+    """Split Cedar source into statements, keeping each one's @id and @reason."""
+    body = "\n".join(line for line in source.splitlines() if not line.strip().startswith("//"))
+    statements: list[PolicyStatement] = []
+    for chunk in re.split(r";\s*(?:\n|$)", body):
+        chunk = chunk.strip()
+        if not chunk:
+            continue
+        pid = re.search(r'@id\("([^"]+)"\)', chunk)
+        reason = re.search(r'@reason\("([^"]+)"\)', chunk)
+        if not pid:
+            raise ValueError(f"policy statement without @id: {chunk[:80]}")
+        statements.append(PolicyStatement(pid.group(1), reason.group(1) if reason else "", chunk + ";"))
+    version = "builtin-" + hashlib.sha256(source.encode()).hexdigest()[:12]
+    return PolicySet(tuple(statements), version)
+
+
+def load_builtin_policies() -> PolicySet:
+    return parse_policies(BUILTIN_POLICIES.read_text(encoding="utf-8"))
+
+
+def action_for(classification: ClassifyResult) -> Action:
+    """The Cedar action a request needs: scenarios and cross-entity totals are more than a read."""
+    if classification.intent == Intent.SCENARIO:
+        return Action.SCENARIO
+    if classification.slots.entity_scope == "group" or (
+        classification.intent == Intent.METRIC_LOOKUP and len(classification.slots.entities) > 1
+    ):
+        return Action.CONSOLIDATE
+    if classification.intent == Intent.METRIC_LOOKUP:
+        return Action.READ
+    return Action.ANALYZE
+
+
+def _uid(kind: str, ident: str) -> dict[str, dict[str, str]]:
+    return {"__entity": {"type": f"Docket::{kind}", "id": ident}}
+
+
+class Authorizer:
+    """Evaluates a policy set for one tenant's catalog."""
+
+    def __init__(self, policies: PolicySet) -> None:
+        self.policies = policies
+        self._text = policies.text
+
+    def _principal_entity(self, p: Principal) -> dict[str, Any]:
+        return {
+            "uid": _uid("Principal", p.id),
+            "attrs": {
+                "tenant": p.tenant,
+                "roles": list(p.roles),
+                "region": p.region or "",
+                "entities": [e for e in p.entities if e != "*"],
+                "all_entities": "*" in p.entities,
+                "clearance": CLEARANCES.index(p.clearance) if p.clearance in CLEARANCES else 0,
+            },
+            "parents": [],
+        }
+
+    def decide(
+        self, principal: Principal, catalog: Catalog, action: Action, classification: ClassifyResult
+    ) -> AuthorizeResult:
+        slots = classification.slots
+        months = sorted({m for p in slots.periods for m in p.months})
+        entities = [e for e in slots.entities if e in catalog.entities]
+        accounts = [a for a in slots.accounts if a in catalog.accounts]
+        # Masking candidates: payroll parts inside a requested non-payroll total (POL-008).
+        payroll_parts = {
+            a: [x for x in catalog.sensitive_descendants(a, PAYROLL) if x != a]
+            for a in accounts
+            if catalog.accounts[a].sensitivity != PAYROLL
+        }
+        cedar_entities: list[dict[str, Any]] = [self._principal_entity(principal)]
+        requests: list[dict[str, Any]] = []
+        keys: list[tuple[str, str, str, bool]] = []  # (entity, account, month, is_masking_probe)
+
+        def add_slice(entity: str, account: str, month: str, probe: bool) -> None:
+            info = catalog.entities[entity]
+            sid = f"{entity}|{account}|{month}"
+            cedar_entities.append(
+                {
+                    "uid": _uid("LedgerSlice", sid),
+                    "attrs": {
+                        "tenant": catalog.tenant,
+                        "entity": entity,
+                        "region": info.region,
+                        "account": account,
+                        "payroll": catalog.accounts[account].sensitivity == PAYROLL,
+                        "period": month,
+                        "period_closed": catalog.periods.get(month) == "closed",
+                    },
+                    "parents": [],
+                }
+            )
+            requests.append(
+                {
+                    "principal": f'Docket::Principal::"{principal.id}"',
+                    "action": f'Docket::Action::"{action.value}"',
+                    "resource": f'Docket::LedgerSlice::"{sid}"',
+                    "context": {"classification_confidence": int(classification.confidence * 1000)},
+                }
+            )
+            keys.append((entity, account, month, probe))
+
+        for entity in entities:
+            for month in months:
+                for account in accounts:
+                    add_slice(entity, account, month, False)
+                    for part in payroll_parts.get(account, []):
+                        add_slice(entity, part, month, True)
+
+        if not requests:
+            # Nothing from the ledger (e.g. a document question): the tenant boundary is the only gate here;
+            # retrieval filters carry tenant and clearance (POL-006, POL-007).
+            allowed = principal.tenant == catalog.tenant
+            return AuthorizeResult(
+                allowed=allowed,
+                policies=["POL-BASE"] if allowed else ["POL-006"],
+                reasons=[] if allowed else ["POL-006: nobody sees data of another tenant."],
+                allowed_entities=[],
+                clearance=principal.clearance,
+                policy_version=self.policies.version,
+                decisions=0,
+            )
+
+        results = cedarpy.is_authorized_batch(requests, self._text, cedar_entities)
+        denied_by: dict[str, set[tuple[str, str, str]]] = {}
+        permitted_by: set[str] = set()
+        masked: dict[str, MaskedComponent] = {}
+        entity_ok = dict.fromkeys(entities, True)
+        for (entity, account, month, probe), res in zip(keys, results, strict=True):
+            ids = [self.policies.statements[int(r.removeprefix("policy"))].policy_id for r in res.diagnostics.reasons]
+            if res.allowed:
+                permitted_by.update(ids)
+                continue
+            if not ids:
+                ids = ["POL-DEFAULT-DENY"]
+            if probe and ids == ["POL-001"]:
+                name = catalog.accounts[account].name
+                masked[account] = MaskedComponent(
+                    account=account,
+                    label=name,
+                    policy="POL-008",
+                    reason=f"{name} ({account}) is left out of the total: POL-001 restricts payroll for your role.",
+                )
+                continue
+            entity_ok[entity] = False
+            for pid in ids:
+                denied_by.setdefault(pid, set()).add((entity, account, month))
+
+        allowed_entities = [e for e, ok in entity_ok.items() if ok]
+        if denied_by:
+            ordered = sorted(denied_by, key=lambda p: POLICY_PRIORITY.index(p) if p in POLICY_PRIORITY else 99)
+            reasons = [self._explain(pid, denied_by[pid], principal, catalog, action) for pid in ordered]
+            if allowed_entities and len(allowed_entities) < len(entities):
+                reasons.append("You may ask about " + ", ".join(allowed_entities) + " instead.")
+            return AuthorizeResult(
+                allowed=False,
+                policies=ordered,
+                reasons=reasons,
+                allowed_entities=allowed_entities,
+                clearance=principal.clearance,
+                policy_version=self.policies.version,
+                decisions=len(requests),
+            )
+        policies = sorted(permitted_by) + (["POL-008"] if masked else [])
+        reasons = [m.reason for m in masked.values()]
+        return AuthorizeResult(
+            allowed=True,
+            policies=policies,
+            reasons=reasons,
+            masked=list(masked.values()),
+            allowed_entities=allowed_entities,
+            clearance=principal.clearance,
+            policy_version=self.policies.version,
+            decisions=len(requests),
+        )
+
+    def _explain(
+        self,
+        pid: str,
+        cells: set[tuple[str, str, str]],
+        principal: Principal,
+        catalog: Catalog,
+        action: Action,
+    ) -> str:
+        ents = sorted({c[0] for c in cells})
+        accs = sorted({c[1] for c in cells})
+        months = sorted({c[2] for c in cells})
+        if pid == "POL-001":
+            names = ", ".join(f"{catalog.accounts[a].name} ({a})" for a in accs)
+            return f"POL-001: {names} is payroll data, which the {', '.join(principal.roles)} role may not read."
+        if pid == "POL-002":
+            return (
+                "POL-002: only the CFO and the finance director may consolidate figures across entities; "
+                "ask about one entity at a time."
+            )
+        if pid == "POL-003":
+            where = ", ".join(f"{e} is in {catalog.entities[e].region}" for e in ents)
+            return f"POL-003: regional managers see only their own region ({principal.region}); {where}."
+        if pid == "POL-004":
+            if action == Action.SCENARIO:
+                return "POL-004: auditors may not run scenarios or forecasts."
+            open_months = [m for m in months if catalog.periods.get(m) != "closed"]
+            closed = sorted(m for m, s in catalog.periods.items() if s == "closed")
+            last = closed[-1] if closed else "none"
+            return (
+                f"POL-004: auditors may read only closed periods; {', '.join(open_months)} is still open "
+                f"(the last closed period is {last})."
+            )
+        if pid == "POL-005":
+            return (
+                f"POL-005: your entitlements do not include {', '.join(ents)}; ask an administrator to add "
+                f"{'it' if len(ents) == 1 else 'them'} to your entitlements."
+            )
+        if pid == "POL-006":
+            return "POL-006: nobody sees data of another tenant."
+        statement = next((s for s in self.policies.statements if s.policy_id == pid), None)
+        return f"{pid}: {statement.reason if statement else 'no policy permits this request'}."

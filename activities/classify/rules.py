@@ -1,0 +1,427 @@
+"""Layer 1 of the classifier: deterministic rules and a gazetteer built from the tenant's catalog.
+
+Every match carries an explanation; the same question, catalog and as-of date always give the same result.
+Names of entities and accounts come from the catalog in the database. The only vocabulary written here is
+general language: intent cue words, month names, country names, and common finance abbreviations (COGS, opex)
+that map onto catalog account *names*.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from docket.catalog import Catalog
+from docket.contracts import ClassifyResult, Complexity, Intent, PeriodRef, Slots
+
+CLASSIFIER_VERSION = "rules-1"
+
+# Abbreviations and synonyms that point at a catalog account name (looked up by name, so a tenant whose chart
+# lacks the account simply gets no match).
+ACCOUNT_ALIASES: dict[str, str] = {
+    "cogs": "cost of goods sold",
+    "cost of sales": "cost of goods sold",
+    "opex": "operating costs",
+    "operating expenses": "operating costs",
+    "total costs": "operating costs",
+    "sales": "revenue",
+    "turnover": "revenue",
+    "revenues": "revenue",
+    "salaries": "salaries and wages",
+    "wages": "salaries and wages",
+    "payroll cost": "payroll",
+    "payroll costs": "payroll",
+    "headcount cost": "payroll",
+    "freight": "freight and logistics",
+    "logistics": "freight and logistics",
+    "rent": "rent and facilities",
+    "facilities": "rent and facilities",
+    "travel": "travel and entertainment",
+    "t&e": "travel and entertainment",
+    "software": "software and it",
+    "it costs": "software and it",
+    "legal fees": "professional fees",
+    "consulting fees": "professional fees",
+    "marketing": "sales and marketing",
+    "benefits": "employee benefits",
+    "bonus": "bonuses",
+}
+
+COUNTRY_NAMES: dict[str, list[str]] = {
+    "US": ["united states", "usa", "u.s."],
+    "CA": ["canada"],
+    "MX": ["mexico"],
+    "BR": ["brazil", "brasil"],
+    "GB": ["united kingdom", "uk", "britain", "great britain"],
+    "DE": ["germany"],
+    "FR": ["france"],
+    "JP": ["japan"],
+    "SG": ["singapore"],
+    "AU": ["australia"],
+}
+
+REGION_ALIASES: dict[str, list[str]] = {
+    "NA": ["north america", "north american"],
+    "LATAM": ["latin america", "south america", "latam"],
+    "EMEA": ["europe", "european", "emea"],
+    "APAC": ["asia pacific", "asia-pacific", "asia", "apac"],
+}
+
+GROUP_PHRASES = [
+    "the group",
+    "group",
+    "all entities",
+    "consolidated",
+    "company-wide",
+    "whole company",
+    "total company",
+]
+
+MONTHS = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
+MONTH_ABBR = {m[:3]: i + 1 for i, m in enumerate(MONTHS)} | {"sept": 9}
+MONTH_FULL = {m: i + 1 for i, m in enumerate(MONTHS)}
+
+INTENT_CUES: list[tuple[Intent, str]] = [
+    (
+        Intent.SCENARIO,
+        r"\bscenarios?\b|\bwhat if\b|\bwhat happens\b|\bsensitivity\b"
+        r"|\bif [\w\s]+ (?:rises?|falls?|increases?|decreases?|drops?|grows?)\b",
+    ),
+    (Intent.VARIANCE_EXPLANATION, r"\bwhy\b|\bvariance\b|\bexplain\b|\bdrove\b|\bdrivers?\b"),
+    (
+        Intent.GROWTH,
+        r"\bgrowth\b|\byoy\b|\by/y\b|\byear[- ]over[- ]year\b|\bmom\b|\bmonth[- ]over[- ]month\b"
+        r"|\bqoq\b|\bquarter[- ]over[- ]quarter\b|\bgrew\b",
+    ),
+    (Intent.TREND, r"\btrend\b|\btrajectory\b|\bover the (?:last|past)\b"),
+    (
+        Intent.COMPARISON,
+        r"\bcompare\b|\bcomparison\b|\bvs\.?\b|\bversus\b|\bacross\b|\bby entity\b|\beach entity\b|\bbreak ?down\b",
+    ),
+]
+DOCUMENT_CUES = (
+    r"\bmemo\b|\bpolicy\b|\bdocument\b|\bcommentary\b|\bsay\b|\bsays\b|\baccording to\b|\bexplain\b|\bcalendar\b"
+)
+
+
+@dataclass
+class _Span:
+    start: int
+    end: int
+
+    def overlaps(self, other: _Span) -> bool:
+        return self.start < other.end and other.start < self.end
+
+
+def _month_label(year: int, month: int) -> str:
+    return f"{year:04d}-{month:02d}"
+
+
+def _shift(year: int, month: int, delta: int) -> tuple[int, int]:
+    idx = year * 12 + (month - 1) + delta
+    return idx // 12, idx % 12 + 1
+
+
+def _months(year: int, first: int, last: int) -> list[str]:
+    return [_month_label(year, m) for m in range(first, last + 1)]
+
+
+class RuleClassifier:
+    """Rules over one tenant's catalog. Build once per catalog; classify many questions."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        by_name = {a.name.lower(): code for code, a in catalog.accounts.items()}
+        self.account_phrases: dict[str, tuple[str, str]] = {}  # phrase -> (account code, metric label)
+        for name, code in by_name.items():
+            self.account_phrases[name] = (code, name)
+        for alias, target in ACCOUNT_ALIASES.items():
+            if target in by_name and alias not in self.account_phrases:
+                label = alias if alias in {"cogs", "opex"} else target
+                self.account_phrases[alias] = (by_name[target], label)
+        self.entity_phrases: dict[str, str] = {}
+        for code, ent in catalog.entities.items():
+            self.entity_phrases[code.lower()] = code
+            self.entity_phrases[ent.name.lower().rstrip(".")] = code
+            short = re.sub(
+                r"\b(inc|ltd|gmbh|sas|k\.k|pte|pty|s\.a\. de c\.v|ltda|corporation|corp)\b\.?",
+                "",
+                ent.name,
+                flags=re.I,
+            ).strip(" .,")
+            if len(short.split()) >= 2:
+                self.entity_phrases.setdefault(short.lower(), code)
+        countries: dict[str, list[str]] = {}
+        for code, ent in catalog.entities.items():
+            countries.setdefault(ent.country, []).append(code)
+        for country, codes in countries.items():
+            if len(codes) == 1:
+                for phrase in COUNTRY_NAMES.get(country, []):
+                    self.entity_phrases.setdefault(phrase, codes[0])
+        self.region_phrases: dict[str, str] = {}
+        for region in catalog.regions:
+            for phrase in REGION_ALIASES.get(region, []):
+                self.region_phrases[phrase] = region
+
+    # ------------------------------------------------------------------ slots
+
+    @staticmethod
+    def _find(
+        text: str, phrases: dict[str, str] | dict[str, tuple[str, str]], taken: list[_Span]
+    ) -> list[tuple[str, _Span]]:
+        """Longest-first, non-overlapping, whole-word phrase matches."""
+        found: list[tuple[str, _Span]] = []
+        for phrase in sorted(phrases, key=len, reverse=True):
+            for m in re.finditer(r"(?<![\w-])" + re.escape(phrase) + r"(?![\w-])", text):
+                span = _Span(m.start(), m.end())
+                if any(span.overlaps(t) for t in taken):
+                    continue
+                taken.append(span)
+                found.append((phrase, span))
+        found.sort(key=lambda f: f[1].start)
+        return found
+
+    def _accounts(self, text: str, why: list[str]) -> tuple[list[str], list[str]]:
+        taken: list[_Span] = []
+        codes: list[str] = []
+        labels: list[str] = []
+        for m in re.finditer(r"\baccount (\d+(?:\.\d+)*)\b", text):
+            code = m.group(1)
+            if code in self.catalog.accounts:
+                taken.append(_Span(m.start(), m.end()))
+                codes.append(code)
+                labels.append(self.catalog.accounts[code].name.lower())
+                why.append(f"account code {code} named explicitly")
+        for phrase, _span in self._find(text, self.account_phrases, taken):
+            code, label = self.account_phrases[phrase]
+            if code not in codes:
+                codes.append(code)
+                labels.append(label)
+                why.append(f"'{phrase}' → account {code} ({self.catalog.accounts[code].name})")
+        return codes, labels
+
+    def _entities(self, raw: str, text: str, why: list[str]) -> tuple[list[str], str, list[str]]:
+        taken: list[_Span] = []
+        codes: list[str] = []
+        regions: list[str] = []
+        scope = ""
+        for phrase, _span in self._find(text, self.entity_phrases, taken):
+            code = self.entity_phrases[phrase]
+            if code not in codes:
+                codes.append(code)
+                why.append(f"'{phrase}' → entity {code}")
+        # Region codes are matched in the original casing: "NA" is a region, "na" is not.
+        for region in self.catalog.regions:
+            for m in re.finditer(r"(?<![\w-])" + re.escape(region) + r"(?![\w-])", raw):
+                span = _Span(m.start(), m.end())
+                if not any(span.overlaps(t) for t in taken) and region not in regions:
+                    taken.append(span)
+                    regions.append(region)
+                    why.append(f"'{region}' → region {region}")
+        for phrase, _span in self._find(text, self.region_phrases, taken):
+            region = self.region_phrases[phrase]
+            if region not in regions:
+                regions.append(region)
+                why.append(f"'{phrase}' → region {region}")
+        for region in regions:
+            scope = f"region:{region}" if not scope else scope + f",region:{region}"
+            for code in self.catalog.entities_in_region(region):
+                if code not in codes:
+                    codes.append(code)
+        if not codes:
+            group = self._find(text, dict.fromkeys(GROUP_PHRASES, ""), taken)
+            if group:
+                scope = "group"
+                codes = sorted(self.catalog.entities)
+                why.append(f"'{group[0][0]}' → the group ({len(codes)} entities)")
+        elif not scope:
+            scope = "explicit"
+        return codes, scope, regions
+
+    def _periods(self, text: str, as_of: date, why: list[str]) -> list[PeriodRef]:
+        out: list[tuple[int, PeriodRef]] = []
+        taken: list[_Span] = []
+
+        def add(m: re.Match[str], ref: PeriodRef, note: str) -> None:
+            span = _Span(m.start(), m.end())
+            if any(span.overlaps(t) for t in taken):
+                return
+            taken.append(span)
+            out.append((m.start(), ref))
+            why.append(f"'{m.group(0)}' → {ref.label} ({note})")
+
+        last_year, last_month = _shift(as_of.year, as_of.month, -1)
+        for m in re.finditer(r"\b(?:last|previous|prior) month\b", text):
+            add(
+                m,
+                PeriodRef(
+                    label=_month_label(last_year, last_month),
+                    months=[_month_label(last_year, last_month)],
+                    relative=True,
+                ),
+                f"month before {as_of.isoformat()}",
+            )
+        for m in re.finditer(r"\bthis month\b", text):
+            lbl = _month_label(as_of.year, as_of.month)
+            add(m, PeriodRef(label=lbl, months=[lbl], relative=True), f"month of {as_of.isoformat()}")
+        for m in re.finditer(r"\b(?:last|past|previous) (\d{1,2}) months\b", text):
+            n = int(m.group(1))
+            months = [_month_label(*_shift(last_year, last_month, -k)) for k in range(n - 1, -1, -1)]
+            add(
+                m,
+                PeriodRef(label=f"{months[0]}..{months[-1]}", months=months, relative=True),
+                f"{n} months ending {months[-1]}",
+            )
+        for m in re.finditer(r"\b(?:ytd|year[- ]to[- ]date)\b", text):
+            months = _months(as_of.year, 1, as_of.month - 1) if as_of.month > 1 else []
+            if months:
+                add(
+                    m,
+                    PeriodRef(label=f"{as_of.year}-YTD", months=months, relative=True),
+                    f"January to the last complete month before {as_of.isoformat()}",
+                )
+        for m in re.finditer(r"\b(?:last|previous|prior) quarter\b", text):
+            q = (as_of.month - 1) // 3  # current quarter index 0..3; last quarter is q-1
+            year, qi = (as_of.year, q - 1) if q > 0 else (as_of.year - 1, 3)
+            add(
+                m,
+                PeriodRef(label=f"{year}-Q{qi + 1}", months=_months(year, qi * 3 + 1, qi * 3 + 3), relative=True),
+                "quarter before the as-of date",
+            )
+        for m in re.finditer(r"\b(?:last|previous|prior) year\b", text):
+            y = as_of.year - 1
+            add(m, PeriodRef(label=str(y), months=_months(y, 1, 12), relative=True), "calendar year before")
+        for m in re.finditer(r"\b(\d{4})-(0[1-9]|1[0-2])\b", text):
+            lbl = f"{m.group(1)}-{m.group(2)}"
+            add(m, PeriodRef(label=lbl, months=[lbl]), "ISO month")
+        for m in re.finditer(r"\bq([1-4])\s*(?:fy\s*)?(\d{4})\b|\b(\d{4})\s*-?\s*q([1-4])\b", text):
+            qn, year = (int(m.group(1)), int(m.group(2))) if m.group(1) else (int(m.group(4)), int(m.group(3)))
+            add(m, PeriodRef(label=f"{year}-Q{qn}", months=_months(year, qn * 3 - 2, qn * 3)), "quarter")
+        for m in re.finditer(r"\bh([12])\s*(\d{4})\b", text):
+            h, year = int(m.group(1)), int(m.group(2))
+            add(m, PeriodRef(label=f"{year}-H{h}", months=_months(year, h * 6 - 5, h * 6)), "half year")
+        month_re = "|".join(sorted(list(MONTH_FULL) + list(MONTH_ABBR), key=len, reverse=True))
+        for m in re.finditer(rf"\b({month_re})\.?,?\s+(\d{{4}})\b", text):
+            name = m.group(1)
+            month = MONTH_FULL.get(name) or MONTH_ABBR[name]
+            lbl = _month_label(int(m.group(2)), month)
+            add(m, PeriodRef(label=lbl, months=[lbl]), "month")
+        for m in re.finditer(r"\bq([1-4])\b", text):
+            qn = int(m.group(1))
+            year = (
+                as_of.year
+                if _month_label(as_of.year, qn * 3 - 2) < _month_label(as_of.year, as_of.month)
+                else as_of.year - 1
+            )
+            add(
+                m,
+                PeriodRef(label=f"{year}-Q{qn}", months=_months(year, qn * 3 - 2, qn * 3), relative=True),
+                "latest such quarter",
+            )
+        for m in re.finditer(r"\b(?:fy\s*)?(20\d{2})\b", text):
+            y = int(m.group(1))
+            add(m, PeriodRef(label=str(y), months=_months(y, 1, 12)), "calendar year")
+        # Bare month names ("in March"): the latest such month before the as-of date. "may" is a verb too,
+        # so it only counts after "in"/"for".
+        for m in re.finditer(rf"\b(?:in|for|during) ({'|'.join(MONTHS)})\b", text):
+            month = MONTH_FULL[m.group(1)]
+            year = as_of.year if month < as_of.month else as_of.year - 1
+            lbl = _month_label(year, month)
+            add(m, PeriodRef(label=lbl, months=[lbl], relative=True), "latest such month")
+        out.sort(key=lambda p: p[0])
+        seen: set[str] = set()
+        refs: list[PeriodRef] = []
+        for _, ref in out:
+            if ref.label not in seen:
+                seen.add(ref.label)
+                refs.append(ref)
+        return refs
+
+    # ------------------------------------------------------------------ classify
+
+    def classify(self, question: str, as_of: date) -> ClassifyResult:
+        raw = " ".join(question.split())
+        text = raw.lower()
+        why: list[str] = []
+        accounts, metrics = self._accounts(text, why)
+        entities, scope, regions = self._entities(raw, text, why)
+        periods = self._periods(text, as_of, why)
+        slots = Slots(
+            metrics=metrics,
+            accounts=accounts,
+            entities=entities,
+            entity_scope=scope,
+            regions=regions,
+            periods=periods,
+        )
+
+        cues = [intent for intent, pattern in INTENT_CUES if re.search(pattern, text)]
+        clarifications: list[str] = []
+        confidence = 0.97
+        if cues:
+            intent = cues[0]
+            why.append(f"intent {intent.value}: cue words matched")
+            if len(cues) > 1:
+                confidence = min(confidence, 0.7)
+                why.append(f"also matched cues for {', '.join(c.value for c in cues[1:])}: lower confidence")
+        elif accounts:
+            intent = Intent.METRIC_LOOKUP
+            why.append("intent metric_lookup: a metric is named and no analysis cue")
+        elif re.search(DOCUMENT_CUES, text):
+            intent = Intent.DOCUMENT_QUESTION
+            why.append("intent document_question: asks about a document and names no metric")
+        else:
+            intent = Intent.OUT_OF_SCOPE
+            why.append("no metric, document or analysis cue")
+            clarifications.append(
+                "Docket answers questions about the ledger and finance documents; which metric, entity and period "
+                "do you mean (for example: revenue for MER-US in October 2026)?"
+            )
+            confidence = 0.3
+
+        if intent not in (Intent.DOCUMENT_QUESTION, Intent.OUT_OF_SCOPE):
+            if not accounts:
+                clarifications.append("Which metric do you mean (for example revenue, COGS, payroll, operating costs)?")
+            if not entities:
+                names = ", ".join(sorted(self.catalog.entities)[:3])
+                clarifications.append(f"Which entity or region (for example {names}, a region, or the group)?")
+            if not periods:
+                clarifications.append("Which period (for example last month, March 2026, Q2 2026)?")
+            if clarifications:
+                confidence = min(confidence, 0.4)
+            if any(p.relative for p in periods):
+                confidence = min(confidence, 0.96)
+
+        if intent == Intent.SCENARIO:
+            complexity = Complexity.EXPERT
+        elif intent in (Intent.VARIANCE_EXPLANATION, Intent.TREND):
+            complexity = Complexity.COMPLEX
+        elif intent in (Intent.COMPARISON, Intent.GROWTH) or len(entities) > 1 or len(periods) > 1:
+            complexity = Complexity.MODERATE
+        else:
+            complexity = Complexity.SIMPLE
+
+        return ClassifyResult(
+            intent=intent,
+            complexity=complexity,
+            method="rule",
+            confidence=round(confidence, 4),
+            slots=slots,
+            explanations=why,
+            clarifications=clarifications,
+            classifier_version=CLASSIFIER_VERSION,
+        )

@@ -1,0 +1,14 @@
+"""Activity and workflow names: durable identifiers recorded in history. Never rename one that has run."""
+
+CLASSIFY = "classify_request"
+AUTHORIZE = "authorize_request"
+PLAN = "plan_request"
+LEDGER_QUERY = "ledger_query"
+RETRIEVE = "retrieve_documents"
+GENERATE = "generate_answer"
+SCORE = "score_confidence"
+RECORD = "record_result"
+INDEX_DOCUMENTS = "index_documents"
+
+REQUEST_WORKFLOW = "RequestWorkflow"
+INGEST_WORKFLOW = "IngestWorkflow"

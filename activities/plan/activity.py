@@ -1,0 +1,26 @@
+"""plan_request: the deterministic data tasks and document search for a request."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from temporalio import activity
+
+from activities import names
+from activities.errors import run_engine
+from activities.plan.engine import plan
+from docket.catalog import load_catalog
+from docket.contracts import Plan, PlanInput
+
+
+class PlanActivities:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _plan(self, data: PlanInput) -> Plan:
+        catalog = load_catalog(self.engine, data.tenant)
+        return plan(data.tenant, data.question, data.classification, data.authorization, catalog)
+
+    @activity.defn(name=names.PLAN)
+    async def plan_request(self, data: PlanInput) -> Plan:
+        """Plan the data tasks and the document search."""
+        return await run_engine(self._plan, data)

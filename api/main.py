@@ -1,0 +1,59 @@
+"""The gateway: a thin FastAPI app that turns REST calls into Temporal workflows."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from temporalio.client import Client
+
+from api import problems
+from api.deps import AppState
+from api.routes import health, requests
+from docket import __version__, db
+from docket.settings import Settings, load_settings
+
+log = logging.getLogger("docket.api")
+
+
+def create_app(
+    settings: Settings | None = None, *, engine: Engine | None = None, client: Client | None = None
+) -> FastAPI:
+    """Build the app. Tests pass their own engine and client; `docket up` lets the lifespan build them."""
+    settings = settings or load_settings()
+    settings.check_production()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_engine = engine is None
+        eng = engine or db.make_engine(settings.db_url)
+        state = AppState(settings=settings, engine=eng, client=client)
+        app.state.docket = state
+        if client is None:
+            try:
+                await state.temporal()
+            except problems.Problem as exc:
+                log.warning("Temporal not reachable yet (%s); will retry on first request", exc.detail)
+        yield
+        if own_engine:
+            eng.dispose()
+
+    app = FastAPI(
+        title="Docket",
+        version=__version__,
+        summary="Governed, durable AI requests over sensitive business data.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(requests.router)
+    app.add_middleware(problems.BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def app() -> FastAPI:
+    """Factory for `uvicorn --factory api.main:app`."""
+    return create_app()

@@ -1,0 +1,39 @@
+"""HTTP-only models. The result contract itself lives in docket.contracts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from docket.contracts import Outcome, RequestResult, Stage
+
+
+class RequestCreate(BaseModel):
+    """A question to answer. `as_of` anchors relative periods ("last month"); it defaults to today (UTC)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"question": "What was revenue for MER-US last month?", "as_of": "2026-11-21"}]
+        },
+    )
+
+    question: str = Field(min_length=1, max_length=20_000)
+    as_of: dt.date | None = None
+
+
+class RequestView(RequestResult):
+    """The result contract as the gateway serves it; `outcome` is null and `stage` set while it runs."""
+
+    outcome: Outcome | None = None  # type: ignore[assignment]
+    stage: Stage | None = None
+    tenant: str = ""
+    principal_id: str = ""
+    question: str = ""
+    as_of: dt.date | None = None  # type: ignore[assignment]
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

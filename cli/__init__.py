@@ -1,0 +1,1 @@
+"""The `docket` command line: an entry point beside api/ and worker/."""

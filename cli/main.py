@@ -1,0 +1,291 @@
+"""The `docket` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from docket import db, ingest, tokens
+from docket.catalog import load_principal
+from docket.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Docket: governed, durable AI requests over business data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def echo(msg: str = "", err: bool = False) -> None:
+    typer.echo(msg, err=err)
+
+
+def fail(msg: str, hint: str = "", code: int = 1) -> typer.Exit:
+    echo(f"error: {msg}", err=True)
+    if hint:
+        echo(f"  fix: {hint}", err=True)
+    return typer.Exit(code)
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    try:
+        settings.check_production()
+    except Exception as exc:
+        raise fail(str(exc), getattr(exc, "hint", "")) from exc
+    return settings
+
+
+# ---------------------------------------------------------------- up / worker / api
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option(help="load the demo data pack on first run")] = True,
+) -> None:
+    """Start the embedded stack: Temporal dev server, worker and API, as one process tree (Ctrl-C stops it)."""
+    from cli.stack import run_stack
+
+    raise typer.Exit(run_stack(_settings(), load_demo=demo))
+
+
+@app.command()
+def worker() -> None:
+    """Run only the worker (for a stack whose Temporal and database run elsewhere)."""
+    from worker.main import main as worker_main
+
+    worker_main()
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+) -> None:
+    """Run only the API gateway."""
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run(
+        "api.main:app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level="info",
+    )
+
+
+# ---------------------------------------------------------------- token / ask
+
+
+@app.command()
+def token(principal: Annotated[str, typer.Argument(help="principal id, e.g. alice")]) -> None:
+    """Print a development bearer token for PRINCIPAL."""
+    settings = _settings()
+    typer.echo(_mint(settings, principal))
+
+
+def _mint(settings: Settings, principal_id: str) -> str:
+    engine = db.make_engine(settings.db_url)
+    try:
+        db.migrate(settings.db_url)
+        principal = load_principal(engine, principal_id)
+    finally:
+        engine.dispose()
+    if principal is None:
+        raise fail(
+            f"principal {principal_id!r} is not loaded",
+            "run `docket up` once (it loads the demo data) or `docket ingest principals PATH`",
+        )
+    return tokens.mint(settings.jwt_secret, principal.id, principal.tenant, settings.jwt_ttl_seconds)
+
+
+def _fmt_value(value: float | int, unit: str) -> str:
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f} {unit}"
+    return f"{int(value):,} {unit}"
+
+
+def render_result(view: dict[str, Any]) -> str:
+    lines = [f"outcome:    {view.get('outcome') or view.get('status')}"]
+    conf = view.get("confidence")
+    if conf:
+        lines.append(f"confidence: {conf['score']:.2f} ({conf['band']})")
+    lines += ["", view.get("answer") or "(no answer yet)", ""]
+    facts = view.get("facts") or []
+    if facts:
+        lines.append("facts:")
+        for f in facts:
+            lines.append(f"  {f['label']:<48} {_fmt_value(f['value'], f['unit']):>22}")
+    for key, title in (
+        ("missing_data", "missing data"),
+        ("limitations", "limitations"),
+        ("clarifying_questions", "clarifying questions"),
+    ):
+        if view.get(key):
+            lines.append(f"{title}:")
+            lines += [f"  - {x}" for x in view[key]]
+    authz = view.get("authorization") or {}
+    if authz and not authz.get("allowed", True):
+        lines.append("policies:   " + ", ".join(authz.get("policies", [])))
+    cites = view.get("citations") or []
+    if cites:
+        lines.append("citations:  " + ", ".join(f"{c['doc_id']} ({c['title']})" for c in cites))
+    links = view.get("links") or {}
+    lines.append("")
+    lines.append(f"request:    {view.get('request_id')}")
+    for name in ("self", "temporal_ui"):
+        if name in links:
+            lines.append(f"{name + ':':<11} {links[name]}")
+    return "\n".join(lines)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="the question, in quotes")],
+    as_: Annotated[str, typer.Option("--as", help="principal to ask as, e.g. alice")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="date relative periods refer to (YYYY-MM-DD)")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option("--idempotency-key", help="reuse to fetch the same run")
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="API base URL")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the raw result contract")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the answer")] = 60.0,
+) -> None:
+    """Ask a question over REST and print the answer, facts, outcome, confidence and links."""
+    settings = _settings()
+    if as_of is not None:
+        try:
+            date.fromisoformat(as_of)
+        except ValueError as exc:
+            raise fail(f"--as-of {as_of!r} is not a date", "use YYYY-MM-DD, e.g. --as-of 2026-11-21", 2) from exc
+    base = (url or settings.api_url).rstrip("/")
+    headers = {"Authorization": f"Bearer {_mint(settings, as_)}"}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    body: dict[str, Any] = {"question": question}
+    if as_of:
+        body["as_of"] = as_of
+    deadline = time.monotonic() + timeout
+    try:
+        with httpx.Client(timeout=timeout + 10) as http:
+            resp = http.post(f"{base}/v1/requests", params={"wait": min(timeout, 60)}, json=body, headers=headers)
+            while resp.status_code == 202 and time.monotonic() < deadline:
+                time.sleep(0.5)
+                resp = http.get(resp.json()["links"]["self"], headers=headers)
+    except httpx.ConnectError as exc:
+        raise fail(f"cannot reach the Docket API at {base}", "start it with `docket up` (or pass --url)") from exc
+    if resp.status_code >= 400:
+        problem = resp.json() if resp.headers.get("content-type", "").startswith("application/") else {}
+        raise fail(
+            f"{resp.status_code} {problem.get('title', resp.text[:200])}"
+            + (f": {problem['detail']}" if problem.get("detail") else ""),
+            problem.get("hint", ""),
+            2,
+        )
+    view = resp.json()
+    echo(json.dumps(view, indent=2) if as_json else render_result(view))
+    if resp.status_code == 202:
+        raise fail("the request is still running", f"check later: GET {view['links']['self']}", 3)
+    if view.get("outcome") == "failed":
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- ingest
+
+
+class IngestKind(StrEnum):
+    ledger = "ledger"
+    documents = "documents"
+    principals = "principals"
+
+
+@app.command(name="ingest")
+def ingest_cmd(
+    kind: Annotated[IngestKind, typer.Argument(help="what to load")],
+    path: Annotated[Path, typer.Argument(help="ledger folder (CSV files), documents file/folder, principals.json")],
+) -> None:
+    """Load data idempotently: loading the same files twice changes nothing."""
+    settings = _settings()
+    if not path.exists():
+        raise fail(f"{path} does not exist", "pass a path to a file or folder", 2)
+    db.migrate(settings.db_url)
+    engine = db.make_engine(settings.db_url)
+    try:
+        loader = {
+            IngestKind.ledger: ingest.load_ledger,
+            IngestKind.documents: ingest.load_documents,
+            IngestKind.principals: ingest.load_principals,
+        }[kind]
+        report = loader(engine, path)
+    except ingest.IngestError as exc:
+        raise fail(exc.message, exc.hint, 2) from exc
+    finally:
+        engine.dispose()
+    echo(f"loaded {report.summary()}")
+    if kind is IngestKind.documents and report.changed_documents:
+        asyncio.run(_index_documents(settings, report.changed_documents))
+
+
+async def _index_documents(settings: Settings, changed: dict[str, list[str]]) -> None:
+    from activities import names
+    from docket import temporal
+    from docket.contracts import IndexDocumentsResult, IngestInput
+
+    try:
+        client = await asyncio.wait_for(temporal.connect(), timeout=5)
+    except Exception:
+        echo("Temporal is not reachable: the documents are stored and the worker indexes them when it starts.")
+        return
+    for tenant, doc_ids in changed.items():
+        result = await client.execute_workflow(
+            names.INGEST_WORKFLOW,
+            IngestInput(tenant=tenant, doc_ids=doc_ids),
+            id=f"ingest-{tenant}-{int(time.time() * 1000)}",
+            task_queue=settings.task_queue,
+            result_type=IndexDocumentsResult,
+        )
+        echo(f"indexed {result.documents} documents ({result.chunks} chunks) for {tenant}")
+
+
+# ---------------------------------------------------------------- replay / doctor
+
+
+@app.command()
+def replay(
+    request_id: Annotated[str | None, typer.Argument(help="workflow id, e.g. req-…")] = None,
+    file: Annotated[Path | None, typer.Option(help="replay a history JSON file instead")] = None,
+) -> None:
+    """Replay a run's history against the current code: exit 0 if it matches, 1 with the divergence if not."""
+    from cli.replay import replay_file, replay_request
+
+    if (request_id is None) == (file is None):
+        raise fail("give a REQUEST_ID or --file", "e.g. `docket replay req-1234`", 2)
+    ok, message = asyncio.run(replay_file(file) if file else replay_request(str(request_id)))
+    echo(message, err=not ok)
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def doctor() -> None:
+    """Check each component and print the fix for what is missing."""
+    from cli.doctor import run_doctor
+
+    raise typer.Exit(asyncio.run(run_doctor(_settings())))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+"""Docket kernel: contracts, settings, errors, Temporal connection and database tables."""
+
+__version__ = "0.1.0"

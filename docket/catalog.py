@@ -1,0 +1,87 @@
+"""A tenant's catalog (entities, chart of accounts, period calendar) read from the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from docket.db import Account, Entity, Period, Principal
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    code: str
+    name: str
+    parent: str | None
+    sensitivity: str
+
+
+@dataclass(frozen=True)
+class EntityInfo:
+    code: str
+    name: str
+    region: str
+    country: str
+
+
+@dataclass
+class Catalog:
+    """Everything the classifier, authorizer and planner need to know about a tenant's data."""
+
+    tenant: str
+    entities: dict[str, EntityInfo] = field(default_factory=dict)
+    accounts: dict[str, AccountInfo] = field(default_factory=dict)
+    periods: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def regions(self) -> list[str]:
+        return sorted({e.region for e in self.entities.values() if e.region})
+
+    def subtree(self, code: str) -> list[str]:
+        """The account and all its descendants."""
+        out = [code]
+        for child in sorted(c for c, a in self.accounts.items() if a.parent == code):
+            out.extend(self.subtree(child))
+        return out
+
+    def leaves(self, code: str, exclude: list[str] | None = None) -> list[str]:
+        """Leaf accounts under code (the ones balances are booked on), minus excluded subtrees."""
+        excluded = {c for x in exclude or [] for c in self.subtree(x)}
+        codes = [c for c in self.subtree(code) if c not in excluded]
+        return [c for c in codes if not any(a.parent == c for a in self.accounts.values())]
+
+    def sensitive_descendants(self, code: str, sensitivity: str) -> list[str]:
+        """Topmost accounts in code's subtree (code included) with the given sensitivity."""
+        acc = self.accounts[code]
+        if acc.sensitivity == sensitivity:
+            return [code]
+        out: list[str] = []
+        for child in sorted(c for c, a in self.accounts.items() if a.parent == code):
+            out.extend(self.sensitive_descendants(child, sensitivity))
+        return out
+
+    def entities_in_region(self, region: str) -> list[str]:
+        return sorted(c for c, e in self.entities.items() if e.region == region)
+
+
+def load_catalog(engine: Engine, tenant: str) -> Catalog:
+    with Session(engine) as s:
+        ents = s.execute(select(Entity).where(Entity.tenant == tenant)).scalars().all()  # type: ignore[arg-type]
+        accs = s.execute(select(Account).where(Account.tenant == tenant)).scalars().all()  # type: ignore[arg-type]
+        pers = s.execute(select(Period).where(Period.tenant == tenant)).scalars().all()  # type: ignore[arg-type]
+    return Catalog(
+        tenant=tenant,
+        entities={e.code: EntityInfo(e.code, e.name, e.region, e.country) for e in ents},
+        accounts={a.code: AccountInfo(a.code, a.name, a.parent, a.sensitivity) for a in accs},
+        periods={p.period: p.status for p in pers},
+    )
+
+
+def load_principal(engine: Engine, principal_id: str) -> Principal | None:
+    with Session(engine) as s:
+        p = s.get(Principal, principal_id)
+        if p is not None:
+            s.expunge(p)
+        return p

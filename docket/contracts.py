@@ -1,0 +1,442 @@
+"""Durable contracts: every workflow, activity, query and result payload.
+
+These models are recorded in Temporal history. Rules: new fields get defaults; never rename or remove a field
+that has run (replay tests under tests/replay/ guard this). Large or sensitive blobs never go here: documents
+travel as ids and short snippets.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TASK_QUEUE = "docket"
+
+
+class Contract(BaseModel):
+    """Base for durable payloads: unknown fields are ignored so older code can replay newer payloads."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+# ---------------------------------------------------------------- vocabulary
+
+
+class Intent(StrEnum):
+    METRIC_LOOKUP = "metric_lookup"
+    COMPARISON = "comparison"
+    TREND = "trend"
+    GROWTH = "growth"
+    VARIANCE_EXPLANATION = "variance_explanation"
+    SCENARIO = "scenario"
+    DOCUMENT_QUESTION = "document_question"
+    OUT_OF_SCOPE = "out_of_scope"
+
+
+class Complexity(StrEnum):
+    SIMPLE = "SIMPLE"
+    MODERATE = "MODERATE"
+    COMPLEX = "COMPLEX"
+    EXPERT = "EXPERT"
+
+
+class Outcome(StrEnum):
+    ANSWERED = "answered"
+    QUALIFIED = "qualified"
+    CLARIFICATION_REQUIRED = "clarification_required"
+    DENIED = "denied"
+    FAILED = "failed"
+
+
+class Stage(StrEnum):
+    QUEUED = "queued"
+    CLASSIFY = "classify"
+    AUTHORIZE = "authorize"
+    PLAN = "plan"
+    GATHER = "gather"
+    GENERATE = "generate"
+    SCORE = "score"
+    RECORD = "record"
+    DONE = "done"
+
+
+class Action(StrEnum):
+    READ = "read"
+    ANALYZE = "analyze"
+    CONSOLIDATE = "consolidate"
+    SCENARIO = "scenario"
+
+
+# ---------------------------------------------------------------- request workflow
+
+
+class RequestInput(Contract):
+    """Input of RequestWorkflow: who asks what, as of which day."""
+
+    tenant: str
+    principal_id: str
+    question: str
+    as_of: date
+    submitted_at: datetime | None = None
+
+
+class PeriodRef(Contract):
+    """A period as the asker named it, resolved to ledger months (YYYY-MM)."""
+
+    label: str
+    months: list[str]
+    relative: bool = False
+
+
+class Slots(Contract):
+    """What the question is about, resolved against the catalog."""
+
+    metrics: list[str] = Field(default_factory=list)
+    accounts: list[str] = Field(default_factory=list)
+    entities: list[str] = Field(default_factory=list)
+    entity_scope: str = ""
+    regions: list[str] = Field(default_factory=list)
+    periods: list[PeriodRef] = Field(default_factory=list)
+
+
+class ClassifyInput(Contract):
+    """Input of the classify_request activity."""
+
+    tenant: str
+    question: str
+    as_of: date
+
+
+class ClassifyResult(Contract):
+    """Intent, complexity and slots, with how they were decided."""
+
+    intent: Intent
+    complexity: Complexity
+    method: Literal["rule", "ml", "llm"] = "rule"
+    confidence: float
+    slots: Slots
+    explanations: list[str] = Field(default_factory=list)
+    clarifications: list[str] = Field(default_factory=list)
+    classifier_version: str = ""
+
+
+class MaskedComponent(Contract):
+    """A part of a total left out because the asker may not see it."""
+
+    account: str
+    label: str
+    policy: str
+    reason: str
+
+
+class AuthorizeInput(Contract):
+    """Input of the authorize_request activity."""
+
+    tenant: str
+    principal_id: str
+    action: Action
+    classification: ClassifyResult
+
+
+class AuthorizeResult(Contract):
+    """A Cedar decision: allowed or not, which policies decided, and what must be masked."""
+
+    allowed: bool
+    policies: list[str] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+    masked: list[MaskedComponent] = Field(default_factory=list)
+    allowed_entities: list[str] = Field(default_factory=list)
+    clearance: str = "public"
+    policy_version: str = ""
+    decisions: int = 0
+
+
+class DataTask(Contract):
+    """One deterministic ledger task: a sum over an entity set, an account subtree and a set of months."""
+
+    task_id: str
+    kind: Literal["sum"] = "sum"
+    metric: str
+    account: str
+    exclude_accounts: list[str] = Field(default_factory=list)
+    entity_label: str
+    entities: list[str]
+    period: PeriodRef
+    depends_on: list[str] = Field(default_factory=list)
+
+
+class RetrievalQuery(Contract):
+    """A document search, already constrained by the authorization decision."""
+
+    tenant: str
+    query: str
+    entities: list[str] = Field(default_factory=list)
+    max_clearance: str = "public"
+    limit: int = 3
+    # For figure questions only documents tagged with a requested entity that mention a requested month
+    # support the answer; generic policies would only pad the citations.
+    entity_tagged_only: bool = False
+    months: list[str] = Field(default_factory=list)
+
+
+class PlanInput(Contract):
+    """Input of the plan_request activity."""
+
+    tenant: str
+    question: str
+    classification: ClassifyResult
+    authorization: AuthorizeResult
+
+
+class Plan(Contract):
+    """The data tasks and document searches a request needs; pure function of classification + decision."""
+
+    tasks: list[DataTask] = Field(default_factory=list)
+    retrieval: RetrievalQuery | None = None
+    unsupported: str = ""
+
+
+class LedgerQueryInput(Contract):
+    """Input of the ledger_query activity."""
+
+    tenant: str
+    task: DataTask
+
+
+class MissingData(Contract):
+    """A ledger cell the answer needed but the ledger does not have."""
+
+    entity: str
+    period: str
+    reason: str = "no ledger rows submitted"
+
+    @property
+    def key(self) -> str:
+        return f"{self.entity} {self.period}"
+
+
+class Fact(Contract):
+    """A figure computed by a data task; the only kind of number an answer may use."""
+
+    label: str
+    value: float | int
+    unit: str
+    entity: str
+    account: str
+    period: str
+    source: str
+
+
+class LedgerQueryResult(Contract):
+    """The figure a task computed (None when no month of any entity had data) and what was missing."""
+
+    task_id: str
+    fact: Fact | None = None
+    rows: int = 0
+    missing: list[MissingData] = Field(default_factory=list)
+
+
+class Passage(Contract):
+    """A retrieved chunk: ids and a short snippet only, never the whole document."""
+
+    doc_id: str
+    title: str
+    chunk_id: str
+    snippet: str
+    score: float
+
+
+class RetrieveInput(Contract):
+    """Input of the retrieve_documents activity."""
+
+    query: RetrievalQuery
+
+
+class RetrieveResult(Contract):
+    """Passages found, and how they were searched."""
+
+    passages: list[Passage] = Field(default_factory=list)
+    mode: str = "lexical"
+
+
+class PromptRef(Contract):
+    """The exact prompt template that produced an answer."""
+
+    id: str
+    version: int
+    sha256: str
+
+
+class Usage(Contract):
+    """Model usage for one request."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class GenerateInput(Contract):
+    """Input of the generate_answer activity: masked facts and safe context only."""
+
+    question: str
+    intent: Intent
+    facts: list[Fact] = Field(default_factory=list)
+    missing: list[MissingData] = Field(default_factory=list)
+    masked: list[MaskedComponent] = Field(default_factory=list)
+    passages: list[Passage] = Field(default_factory=list)
+
+
+class GenerateResult(Contract):
+    """The wording of the answer and what produced it."""
+
+    answer: str
+    generator: str
+    model: str
+    prompt: PromptRef
+    usage: Usage = Field(default_factory=Usage)
+    validated: bool = True
+    limitations: list[str] = Field(default_factory=list)
+
+
+class ScoreInput(Contract):
+    """Input of the score_confidence activity."""
+
+    classification: ClassifyResult
+    expected_cells: int
+    missing: list[MissingData] = Field(default_factory=list)
+    facts: int = 0
+    generation_validated: bool = True
+    passages: int = 0
+
+
+class Confidence(Contract):
+    """How sure Docket is, and why."""
+
+    score: float
+    band: Literal["high", "medium", "low"]
+    components: dict[str, float] = Field(default_factory=dict)
+
+
+class ScoreResult(Contract):
+    """Confidence and the response type it implies."""
+
+    confidence: Confidence
+    outcome: Outcome
+    notes: list[str] = Field(default_factory=list)
+
+
+class Citation(Contract):
+    """A document the answer relied on."""
+
+    doc_id: str
+    title: str
+    chunk_id: str
+
+
+class ClassificationView(Contract):
+    """What the result says about how the question was understood."""
+
+    intent: Intent
+    complexity: Complexity
+    method: str
+    confidence: float
+    slots: Slots
+
+
+class AuthorizationView(Contract):
+    """What the result says about the policy decision."""
+
+    allowed: bool
+    policies: list[str] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+    masked: list[MaskedComponent] = Field(default_factory=list)
+    policy_version: str = ""
+
+
+class RequestResult(Contract):
+    """The result every client sees (DESIGN §3), as returned by RequestWorkflow."""
+
+    request_id: str
+    status: Literal["running", "completed", "failed", "cancelled"] = "completed"
+    outcome: Outcome
+    tenant: str
+    principal_id: str
+    question: str
+    as_of: date
+    answer: str = ""
+    facts: list[Fact] = Field(default_factory=list)
+    citations: list[Citation] = Field(default_factory=list)
+    limitations: list[str] = Field(default_factory=list)
+    missing_data: list[str] = Field(default_factory=list)
+    clarifying_questions: list[str] = Field(default_factory=list)
+    confidence: Confidence | None = None
+    classification: ClassificationView | None = None
+    authorization: AuthorizationView | None = None
+    prompt: PromptRef | None = None
+    model: str = ""
+    generator: str = ""
+    usage: Usage = Field(default_factory=Usage)
+    timings: dict[str, int] = Field(default_factory=dict)
+    links: dict[str, str] = Field(default_factory=dict)
+
+
+class RequestStatus(Contract):
+    """Answer of the RequestWorkflow `status` query while a request runs."""
+
+    stage: Stage
+    timings: dict[str, int] = Field(default_factory=dict)
+
+
+class AuditEvent(Contract):
+    """One audit record per stage per request; (workflow_id, step) is unique."""
+
+    step: int
+    stage: str
+    actor: str
+    decision: str
+    detail: dict[str, object] = Field(default_factory=dict)
+    policy_version: str = ""
+    prompt_sha256: str = ""
+    model: str = ""
+
+
+class RecordInput(Contract):
+    """Input of the record_result activity."""
+
+    workflow_id: str
+    result: RequestResult
+    events: list[AuditEvent] = Field(default_factory=list)
+
+
+class RecordResult(Contract):
+    """What record_result wrote (zero on a retry that found everything written)."""
+
+    audit_rows_written: int
+    result_written: bool
+
+
+# ---------------------------------------------------------------- ingestion
+
+
+class IngestInput(Contract):
+    """Input of IngestWorkflow: documents already stored in the database, to be (re)indexed."""
+
+    tenant: str
+    doc_ids: list[str] = Field(default_factory=list)
+
+
+class IndexDocumentsInput(Contract):
+    """Input of the index_documents activity."""
+
+    tenant: str
+    doc_ids: list[str] = Field(default_factory=list)
+
+
+class IndexDocumentsResult(Contract):
+    """How many documents and chunks were (re)indexed."""
+
+    documents: int
+    chunks: int

@@ -1,0 +1,221 @@
+"""Database tables (SQLModel), engine creation and migrations. SQLite by default, PostgreSQL via DATABASE_URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Engine, Table, UniqueConstraint, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Field, SQLModel
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Tenant(SQLModel, table=True):
+    __tablename__ = "tenants"
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(default="", max_length=200)
+
+
+class Principal(SQLModel, table=True):
+    __tablename__ = "principals"
+    id: str = Field(primary_key=True, max_length=64)
+    tenant: str = Field(index=True, max_length=64)
+    name: str = Field(default="", max_length=200)
+    roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    region: str | None = Field(default=None, max_length=32)
+    entities: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    clearance: str = Field(default="public", max_length=32)
+
+
+class Entity(SQLModel, table=True):
+    __tablename__ = "entities"
+    tenant: str = Field(primary_key=True, max_length=64)
+    code: str = Field(primary_key=True, max_length=64)
+    name: str = Field(default="", max_length=200)
+    region: str = Field(default="", max_length=32)
+    country: str = Field(default="", max_length=8)
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "accounts"
+    tenant: str = Field(primary_key=True, max_length=64)
+    code: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    parent: str | None = Field(default=None, max_length=64)
+    kind: str = Field(default="", max_length=32)
+    sensitivity: str = Field(default="standard", max_length=32)
+
+
+class Period(SQLModel, table=True):
+    __tablename__ = "periods"
+    tenant: str = Field(primary_key=True, max_length=64)
+    period: str = Field(primary_key=True, max_length=7)
+    status: str = Field(max_length=16)
+
+
+class LedgerBalance(SQLModel, table=True):
+    __tablename__ = "ledger_balances"
+    tenant: str = Field(primary_key=True, max_length=64)
+    entity: str = Field(primary_key=True, max_length=64)
+    account: str = Field(primary_key=True, max_length=64)
+    period: str = Field(primary_key=True, max_length=7)
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class Document(SQLModel, table=True):
+    __tablename__ = "documents"
+    tenant: str = Field(primary_key=True, max_length=64)
+    doc_id: str = Field(primary_key=True, max_length=128)
+    title: str = Field(default="", max_length=500)
+    classification: str = Field(default="internal", max_length=32)
+    entities: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    accounts: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    body: str
+    sha256: str = Field(max_length=64)
+    version: int = 1
+    indexed_sha256: str = Field(default="", max_length=64)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class RequestRecord(SQLModel, table=True):
+    __tablename__ = "request_results"
+    workflow_id: str = Field(primary_key=True, max_length=200)
+    tenant: str = Field(index=True, max_length=64)
+    principal_id: str = Field(index=True, max_length=64)
+    question: str
+    outcome: str = Field(max_length=32)
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEventRow(SQLModel, table=True):
+    __tablename__ = "audit_events"
+    __table_args__ = (UniqueConstraint("workflow_id", "step", name="uq_audit_workflow_step"),)
+    id: int | None = Field(default=None, primary_key=True)
+    workflow_id: str = Field(index=True, max_length=200)
+    step: int
+    stage: str = Field(max_length=32)
+    tenant: str = Field(max_length=64)
+    actor: str = Field(max_length=64)
+    decision: str = Field(max_length=64)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    policy_version: str = Field(default="", max_length=64)
+    prompt_sha256: str = Field(default="", max_length=64)
+    model: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class UsageRecord(SQLModel, table=True):
+    __tablename__ = "usage_records"
+    workflow_id: str = Field(primary_key=True, max_length=200)
+    tenant: str = Field(index=True, max_length=64)
+    principal_id: str = Field(max_length=64)
+    model: str = Field(default="", max_length=200)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets WAL and a busy timeout so the API, worker and CLI can share the file."""
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def migrate(url: str) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(cfg, "head")
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+def upsert(engine_or_conn: Any, model: type[SQLModel], rows: Sequence[dict[str, Any]]) -> int:
+    """Insert rows, updating non-key columns of rows that exist: loading the same data twice changes nothing."""
+    if not rows:
+        return 0
+    table = table_of(model)
+    keys = [c.name for c in table.primary_key.columns]
+    dialect = engine_or_conn.dialect.name
+    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert_fn(table)
+    update_cols = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+    stmt = stmt.on_conflict_do_update(index_elements=keys, set_=update_cols) if update_cols else stmt
+    total = 0
+    with _begin(engine_or_conn) as conn:
+        for batch in _chunks(rows, 1000):
+            conn.execute(stmt, list(batch))
+            total += len(batch)
+    return total
+
+
+def insert_ignore(conn: Any, model: type[SQLModel], rows: Sequence[dict[str, Any]], keys: list[str]) -> int:
+    """Insert rows whose unique key is not there yet; return how many were new."""
+    if not rows:
+        return 0
+    table = table_of(model)
+    insert_fn = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    written = 0
+    for row in rows:
+        result = conn.execute(insert_fn(table).values(**row).on_conflict_do_nothing(index_elements=keys))
+        written += int(result.rowcount or 0)
+    return written
+
+
+def ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+class _begin:
+    """Use an engine's transaction, or run inside a connection's current one."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self._ctx: Any = None
+
+    def __enter__(self) -> Any:
+        if isinstance(self.target, Engine):
+            self._ctx = self.target.begin()
+            return self._ctx.__enter__()
+        return self.target
+
+    def __exit__(self, *exc: object) -> None:
+        if self._ctx is not None:
+            self._ctx.__exit__(*exc)
+
+
+def _chunks(rows: Sequence[dict[str, Any]], size: int) -> Iterable[Sequence[dict[str, Any]]]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]

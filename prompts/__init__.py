@@ -1,0 +1,1 @@
+"""Versioned prompt templates (<name>.v<N>.j2) and their registry."""

@@ -1,0 +1,1 @@
+"""Composition root: builds clients and activities once and runs the Temporal worker."""

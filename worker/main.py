@@ -1,0 +1,115 @@
+"""The Docket worker: one process that owns the document index and runs workflows and activities."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from openai import AsyncOpenAI
+from sqlalchemy import Engine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.audit.activity import RecordActivities
+from activities.authorize.activity import AuthorizeActivities
+from activities.classify.activity import ClassifyActivities
+from activities.confidence.activity import ScoreActivities
+from activities.data.activity import DataActivities
+from activities.llm.activity import GenerateActivities
+from activities.llm.engine import Generator, OpenAIGenerator, TemplateGenerator
+from activities.plan.activity import PlanActivities
+from activities.retrieve.activity import RetrieveActivities
+from activities.retrieve.engine import DocumentIndex, sync_index
+from docket import db, temporal
+from docket.settings import Settings, load_settings
+from workflows.ingest import IngestWorkflow
+from workflows.request import RequestWorkflow
+
+log = logging.getLogger("docket.worker")
+WORKFLOWS: list[type] = [RequestWorkflow, IngestWorkflow]
+
+
+def build_generator(settings: Settings) -> Generator:
+    """The openai generator when a model endpoint is configured, else the deterministic template."""
+    if settings.model_configured:
+        client = AsyncOpenAI(
+            base_url=settings.openai_base_url or None,
+            api_key=settings.openai_api_key or "not-needed",
+            max_retries=0,  # Temporal owns retries
+            timeout=settings.model_timeout_seconds,
+        )
+        return OpenAIGenerator(client=client, model=settings.model or "gpt-4o-mini")
+    return TemplateGenerator()
+
+
+@dataclass
+class Components:
+    engine: Engine
+    index: DocumentIndex
+    generator: Generator
+
+    def activities(self) -> list[Any]:
+        retrieve = RetrieveActivities(self.engine, self.index)
+        return [
+            ClassifyActivities(self.engine).classify_request,
+            AuthorizeActivities(self.engine).authorize_request,
+            PlanActivities(self.engine).plan_request,
+            DataActivities(self.engine).ledger_query,
+            retrieve.retrieve_documents,
+            retrieve.index_documents,
+            GenerateActivities(self.generator).generate_answer,
+            ScoreActivities().score_confidence,
+            RecordActivities(self.engine).record_result,
+        ]
+
+
+def build_components(settings: Settings) -> Components:
+    db.migrate(settings.db_url)
+    engine = db.make_engine(settings.db_url)
+    index = DocumentIndex.open(url=settings.qdrant_url, api_key=settings.qdrant_api_key, path=str(settings.qdrant_path))
+    # Documents stored while no worker ran (e.g. `docket ingest documents` offline) are indexed now.
+    docs, chunks = sync_index(engine, index)
+    if docs:
+        log.info("indexed %d documents (%d chunks) at startup", docs, chunks)
+    return Components(engine=engine, index=index, generator=build_generator(settings))
+
+
+def make_worker(client: Client, task_queue: str, activities: Sequence[Any], **kwargs: Any) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=list(activities),
+        activity_executor=ThreadPoolExecutor(max_workers=16),
+        **kwargs,
+    )
+
+
+async def run(settings: Settings | None = None) -> None:
+    settings = settings or load_settings()
+    settings.check_production()
+    components = build_components(settings)
+    client = await temporal.connect()
+    worker = make_worker(client, settings.task_queue, components.activities())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker polling task queue %r at %s", settings.task_queue, temporal.address())
+    async with worker:
+        await stop.wait()
+    components.index.close()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Workflows: orchestration only, deterministic. Imports docket.contracts and activity names, nothing else."""

@@ -1,0 +1,348 @@
+"""RequestWorkflow: understand → authorize → plan → gather → generate → score → record.
+
+Orchestration only: every decision and every figure comes from an activity, so history holds the complete,
+replayable story of a request. Fast CPU-bound steps (classify, authorize, plan, score) are local activities;
+I/O that can fail on its own or take long (ledger tasks, retrieval, the model, the database write) are regular
+activities with their own retries and visibility in the UI. docs/architecture.md has the measurements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import names
+    from docket.contracts import (
+        Action,
+        AuditEvent,
+        AuthorizationView,
+        AuthorizeInput,
+        AuthorizeResult,
+        Citation,
+        ClassificationView,
+        ClassifyInput,
+        ClassifyResult,
+        Fact,
+        GenerateInput,
+        GenerateResult,
+        Intent,
+        LedgerQueryInput,
+        LedgerQueryResult,
+        MissingData,
+        Outcome,
+        Plan,
+        PlanInput,
+        RecordInput,
+        RecordResult,
+        RequestInput,
+        RequestResult,
+        RequestStatus,
+        RetrieveInput,
+        RetrieveResult,
+        ScoreInput,
+        ScoreResult,
+        Stage,
+    )
+
+FAST = timedelta(seconds=10)
+FAST_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(milliseconds=200))
+IO_RETRY = RetryPolicy(
+    maximum_attempts=5, initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=10)
+)
+
+
+def _action(c: ClassifyResult) -> Action:
+    # Mirrors activities.authorize.engine.action_for; kept here as data so the workflow needs no engine import.
+    if c.intent == Intent.SCENARIO:
+        return Action.SCENARIO
+    if c.slots.entity_scope == "group" or (c.intent == Intent.METRIC_LOOKUP and len(c.slots.entities) > 1):
+        return Action.CONSOLIDATE
+    return Action.READ if c.intent == Intent.METRIC_LOOKUP else Action.ANALYZE
+
+
+@workflow.defn(name=names.REQUEST_WORKFLOW)
+class RequestWorkflow:
+    """One governed question, end to end."""
+
+    def __init__(self) -> None:
+        self._stage = Stage.QUEUED
+        self._timings: dict[str, int] = {}
+        self._stage_started = workflow.now()
+
+    def _enter(self, stage: Stage) -> None:
+        now = workflow.now()
+        if self._stage not in (Stage.QUEUED, Stage.DONE):
+            self._timings[self._stage.value] = int((now - self._stage_started).total_seconds() * 1000)
+        self._stage = stage
+        self._stage_started = now
+
+    @workflow.query(name="status")
+    def status(self) -> RequestStatus:
+        """Current stage and the milliseconds spent in each finished stage."""
+        return RequestStatus(stage=self._stage, timings=dict(self._timings))
+
+    @workflow.run
+    async def run(self, req: RequestInput) -> RequestResult:
+        wid = workflow.info().workflow_id
+        events: list[AuditEvent] = []
+        actor = req.principal_id
+
+        def audit(stage: Stage, decision: str, **detail: object) -> None:
+            events.append(
+                AuditEvent(
+                    step=len(events) + 1,
+                    stage=stage.value,
+                    actor=actor,
+                    decision=decision,
+                    detail=dict(detail),
+                )
+            )
+
+        base = RequestResult(
+            request_id=wid,
+            outcome=Outcome.FAILED,
+            tenant=req.tenant,
+            principal_id=req.principal_id,
+            question=req.question,
+            as_of=req.as_of,
+        )
+
+        # 1 classify
+        self._enter(Stage.CLASSIFY)
+        cls = await workflow.execute_local_activity(
+            names.CLASSIFY,
+            ClassifyInput(tenant=req.tenant, question=req.question, as_of=req.as_of),
+            result_type=ClassifyResult,
+            start_to_close_timeout=FAST,
+            retry_policy=FAST_RETRY,
+        )
+        base.classification = ClassificationView(
+            intent=cls.intent,
+            complexity=cls.complexity,
+            method=cls.method,
+            confidence=cls.confidence,
+            slots=cls.slots,
+        )
+        audit(
+            Stage.CLASSIFY,
+            cls.intent.value,
+            method=cls.method,
+            confidence=cls.confidence,
+            complexity=cls.complexity.value,
+            version=cls.classifier_version,
+        )
+        if cls.clarifications:
+            base.outcome = Outcome.CLARIFICATION_REQUIRED
+            base.clarifying_questions = list(cls.clarifications)
+            base.answer = "I need more detail before I can answer: " + " ".join(cls.clarifications)
+            return await self._finish(wid, base, events)
+
+        # 2 authorize
+        self._enter(Stage.AUTHORIZE)
+        authz = await workflow.execute_local_activity(
+            names.AUTHORIZE,
+            AuthorizeInput(tenant=req.tenant, principal_id=req.principal_id, action=_action(cls), classification=cls),
+            result_type=AuthorizeResult,
+            start_to_close_timeout=FAST,
+            retry_policy=FAST_RETRY,
+        )
+        base.authorization = AuthorizationView(
+            allowed=authz.allowed,
+            policies=authz.policies,
+            reasons=authz.reasons,
+            masked=authz.masked,
+            policy_version=authz.policy_version,
+        )
+        events.append(
+            AuditEvent(
+                step=len(events) + 1,
+                stage=Stage.AUTHORIZE.value,
+                actor=actor,
+                decision="allowed" if authz.allowed else "denied",
+                detail={
+                    "policies": authz.policies,
+                    "decisions": authz.decisions,
+                    "masked": [m.account for m in authz.masked],
+                },
+                policy_version=authz.policy_version,
+            )
+        )
+        if not authz.allowed:
+            base.outcome = Outcome.DENIED
+            base.answer = "I can't answer this. " + " ".join(authz.reasons)
+            return await self._finish(wid, base, events)
+
+        # 3 plan
+        self._enter(Stage.PLAN)
+        plan = await workflow.execute_local_activity(
+            names.PLAN,
+            PlanInput(tenant=req.tenant, question=req.question, classification=cls, authorization=authz),
+            result_type=Plan,
+            start_to_close_timeout=FAST,
+            retry_policy=FAST_RETRY,
+        )
+        audit(
+            Stage.PLAN,
+            f"{len(plan.tasks)} tasks",
+            tasks=[t.task_id for t in plan.tasks],
+            retrieval=plan.retrieval is not None,
+            unsupported=plan.unsupported,
+        )
+        if plan.unsupported:
+            base.outcome = Outcome.CLARIFICATION_REQUIRED
+            metric = ", ".join(cls.slots.metrics) or "the metric"
+            periods = ", ".join(p.label for p in cls.slots.periods) or "each period"
+            entities = ", ".join(cls.slots.entities[:3]) or "each entity"
+            base.clarifying_questions = [
+                f"Docket cannot compute {plan.unsupported.replace('_', ' ')} questions yet. Would the underlying "
+                f"figures help? For example: {metric} for {entities} in {periods}, and the comparison period."
+            ]
+            base.answer = "I can't compute this kind of analysis yet. " + base.clarifying_questions[0]
+            base.limitations = [f"{plan.unsupported} is not supported by this version of the planner"]
+            return await self._finish(wid, base, events)
+
+        # 4 gather: independent ledger tasks and the document search run concurrently
+        self._enter(Stage.GATHER)
+        ledger_calls = [
+            workflow.execute_activity(
+                names.LEDGER_QUERY,
+                LedgerQueryInput(tenant=req.tenant, task=t),
+                result_type=LedgerQueryResult,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=IO_RETRY,
+                summary=f"{t.metric} {t.entity_label} {t.period.label}",
+            )
+            for t in plan.tasks
+        ]
+        retrieval_call = (
+            workflow.execute_activity(
+                names.RETRIEVE,
+                RetrieveInput(query=plan.retrieval),
+                result_type=RetrieveResult,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=IO_RETRY,
+            )
+            if plan.retrieval is not None
+            else None
+        )
+        try:
+            ledger = await asyncio.gather(*ledger_calls)
+            retrieved = await retrieval_call if retrieval_call is not None else RetrieveResult()
+        except ActivityError as err:
+            cause = err.cause
+            detail = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            base.outcome = Outcome.FAILED
+            base.answer = "The request failed while gathering data; nothing was answered."
+            base.limitations = [f"{err.activity_type or 'task'} failed: {detail}"]
+            audit(Stage.GATHER, "failed", error=detail)
+            return await self._finish(wid, base, events)
+        facts: list[Fact] = [r.fact for r in ledger if r.fact is not None]
+        missing: list[MissingData] = [m for r in ledger for m in r.missing]
+        audit(
+            Stage.GATHER,
+            f"{len(facts)} facts",
+            rows=sum(r.rows for r in ledger),
+            missing=[m.key for m in missing],
+            passages=[p.chunk_id for p in retrieved.passages],
+        )
+
+        # 5 generate
+        self._enter(Stage.GENERATE)
+        gen = await workflow.execute_activity(
+            names.GENERATE,
+            GenerateInput(
+                question=req.question,
+                intent=cls.intent,
+                facts=facts,
+                missing=missing,
+                masked=authz.masked,
+                passages=retrieved.passages,
+            ),
+            result_type=GenerateResult,
+            start_to_close_timeout=timedelta(seconds=120),
+            retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1)),
+        )
+        events.append(
+            AuditEvent(
+                step=len(events) + 1,
+                stage=Stage.GENERATE.value,
+                actor=actor,
+                decision=gen.generator,
+                detail={"validated": gen.validated},
+                prompt_sha256=gen.prompt.sha256,
+                model=gen.model,
+            )
+        )
+
+        # 6 score
+        self._enter(Stage.SCORE)
+        expected_cells = sum(len(t.entities) * len(t.period.months) for t in plan.tasks)
+        scored = await workflow.execute_local_activity(
+            names.SCORE,
+            ScoreInput(
+                classification=cls,
+                expected_cells=expected_cells,
+                missing=missing,
+                facts=len(facts),
+                generation_validated=gen.validated,
+                passages=len(retrieved.passages),
+            ),
+            result_type=ScoreResult,
+            start_to_close_timeout=FAST,
+            retry_policy=FAST_RETRY,
+        )
+        audit(Stage.SCORE, scored.outcome.value, score=scored.confidence.score)
+
+        base.outcome = scored.outcome
+        base.answer = gen.answer
+        base.facts = facts
+        base.citations = [Citation(doc_id=p.doc_id, title=p.title, chunk_id=p.chunk_id) for p in retrieved.passages[:2]]
+        base.missing_data = [m.key for m in missing]
+        base.limitations = (
+            [f"{m.key}: {m.reason}; left out of the figures, not counted as zero." for m in missing]
+            + [m.reason for m in authz.masked]
+            + gen.limitations
+            + scored.notes
+        )
+        if scored.outcome == Outcome.CLARIFICATION_REQUIRED:
+            base.clarifying_questions = (
+                ["No document you may see answers this; can you name the document, entity or period?"]
+                if cls.intent == Intent.DOCUMENT_QUESTION
+                else ["Which entity and period should the figure cover?"]
+            )
+        base.confidence = scored.confidence
+        base.prompt = gen.prompt
+        base.model = gen.model
+        base.generator = gen.generator
+        base.usage = gen.usage
+        return await self._finish(wid, base, events)
+
+    async def _finish(self, wid: str, result: RequestResult, events: list[AuditEvent]) -> RequestResult:
+        # 7 record: the record stage's own audit row is written in the same idempotent transaction.
+        self._enter(Stage.RECORD)
+        events.append(
+            AuditEvent(
+                step=len(events) + 1,
+                stage=Stage.RECORD.value,
+                actor=result.principal_id,
+                decision=result.outcome.value,
+                detail={"facts": len(result.facts)},
+            )
+        )
+        result.timings = dict(self._timings)
+        await workflow.execute_activity(
+            names.RECORD,
+            RecordInput(workflow_id=wid, result=result, events=events),
+            result_type=RecordResult,
+            start_to_close_timeout=timedelta(seconds=15),
+            retry_policy=IO_RETRY,
+        )
+        self._enter(Stage.DONE)
+        result.timings = dict(self._timings)
+        result.timings["total"] = int((workflow.now() - workflow.info().start_time).total_seconds() * 1000)
+        return result
