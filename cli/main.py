@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import time
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -34,6 +36,18 @@ def fail(msg: str, hint: str = "", code: int = 1) -> typer.Exit:
     if hint:
         echo(f"  fix: {hint}", err=True)
     return typer.Exit(code)
+
+
+def exit_skipping_finalization(code: int) -> NoReturn:
+    """Exit at once after a short-lived Temporal client was used.
+
+    The SDK's Rust runtime threads can touch the GIL while CPython finalizes and abort the process
+    (temporalio/sdk-python#300, "PyGILState_Release ... must be current when releasing"); a CLI command that
+    finished its work has nothing left to clean up, so it skips interpreter teardown.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _settings() -> Settings:
@@ -234,6 +248,7 @@ def ingest_cmd(
     echo(f"loaded {report.summary()}")
     if kind is IngestKind.documents and report.changed_documents:
         asyncio.run(_index_documents(settings, report.changed_documents))
+        exit_skipping_finalization(0)
 
 
 async def _index_documents(settings: Settings, changed: dict[str, list[str]]) -> None:
@@ -272,7 +287,7 @@ def replay(
         raise fail("give a REQUEST_ID or --file", "e.g. `docket replay req-1234`", 2)
     ok, message = asyncio.run(replay_file(file) if file else replay_request(str(request_id)))
     echo(message, err=not ok)
-    raise typer.Exit(0 if ok else 1)
+    exit_skipping_finalization(0 if ok else 1)
 
 
 @app.command()

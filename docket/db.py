@@ -149,6 +149,11 @@ def migrate(url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -188,8 +193,9 @@ def insert_ignore(conn: Any, model: type[SQLModel], rows: Sequence[dict[str, Any
     insert_fn = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     written = 0
     for row in rows:
-        result = conn.execute(insert_fn(table).values(**row).on_conflict_do_nothing(index_elements=keys))
-        written += int(result.rowcount or 0)
+        # RETURNING counts what was really inserted; rowcount is not reliable across drivers (psycopg says -1).
+        stmt = insert_fn(table).values(**row).on_conflict_do_nothing(index_elements=keys)
+        written += len(conn.execute(stmt.returning(*table.primary_key.columns)).all())
     return written
 
 

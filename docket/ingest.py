@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from docket.db import Account, Document, Entity, LedgerBalance, Period, Principa
 from docket.errors import DocketError
 
 CLEARANCES = ["public", "internal", "confidential", "restricted"]
+PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 LEDGER_FILES = ("entities.csv", "accounts.csv", "periods.csv", "gl_balances.csv")
 
 
@@ -70,6 +72,8 @@ def load_ledger(engine: Engine, folder: Path) -> IngestReport:
     for i, b in enumerate(balances, start=2):
         if (b["tenant"], b["entity"]) not in known_entities:
             raise IngestError(f"gl_balances.csv line {i}: unknown entity {b['tenant']}/{b['entity']}")
+        if not PERIOD.fullmatch(b["period"]):
+            raise IngestError(f"gl_balances.csv line {i}: period {b['period']!r} is not a YYYY-MM month")
         if b["account"] not in known_accounts:
             raise IngestError(f"gl_balances.csv line {i}: unknown account {b['account']}")
         try:

@@ -178,17 +178,20 @@ class Authorizer:
             if res.allowed:
                 permitted_by.update(ids)
                 continue
+            if probe:
+                # A masking probe never denies on its own: the slice of the whole total carries every other rule.
+                # It only decides whether the payroll part is left out (POL-008).
+                if "POL-001" in ids:
+                    name = catalog.accounts[account].name
+                    masked[account] = MaskedComponent(
+                        account=account,
+                        label=name,
+                        policy="POL-008",
+                        reason=f"{name} ({account}) is left out of the total: POL-001 restricts payroll for your role.",
+                    )
+                continue
             if not ids:
                 ids = ["POL-DEFAULT-DENY"]
-            if probe and ids == ["POL-001"]:
-                name = catalog.accounts[account].name
-                masked[account] = MaskedComponent(
-                    account=account,
-                    label=name,
-                    policy="POL-008",
-                    reason=f"{name} ({account}) is left out of the total: POL-001 restricts payroll for your role.",
-                )
-                continue
             entity_ok[entity] = False
             for pid in ids:
                 denied_by.setdefault(pid, set()).add((entity, account, month))

@@ -278,7 +278,7 @@ class RuleClassifier:
         for m in re.finditer(r"\bthis month\b", text):
             lbl = _month_label(as_of.year, as_of.month)
             add(m, PeriodRef(label=lbl, months=[lbl], relative=True), f"month of {as_of.isoformat()}")
-        for m in re.finditer(r"\b(?:last|past|previous) (\d{1,2}) months\b", text):
+        for m in re.finditer(r"\b(?:last|past|previous) ([1-9]\d?) months\b", text):
             n = int(m.group(1))
             months = [_month_label(*_shift(last_year, last_month, -k)) for k in range(n - 1, -1, -1)]
             add(

@@ -79,7 +79,6 @@ def render_template_answer(data: GenerateInput) -> GenerateResult:
         facts=facts,
         same_metric=len({f["metric"] for f in facts}) == 1,
         same_period=len({f["period_name"] for f in facts}) == 1,
-        total=sum(f["value"] for f in facts),
         missing=[m.key for m in data.missing],
         masked=[m.reason for m in data.masked],
         passages=data.passages[:2],
@@ -94,7 +93,7 @@ class TemplateGenerator:
         return render_template_answer(data)
 
 
-_NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?")
+_NUMBER = re.compile(r"(?<!\d)(?<!\d\.)-?\d[\d,]*(?:\.\d+)?")
 
 
 def ungrounded_numbers(answer: str, facts: list[Fact]) -> list[str]:

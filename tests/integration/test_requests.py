@@ -1,0 +1,283 @@
+"""The example questions this version covers, end to end over REST through a real Temporal dev server.
+
+Expected figures are recomputed from the CSV by tests/support/oracle.py, never copied from the product.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from docket.db import AuditEventRow, RequestRecord, UsageRecord, table_of
+from tests.conftest import DEMO, Stack
+from tests.support.oracle import LedgerOracle, months_between
+
+pytestmark = pytest.mark.integration
+
+ORACLE = LedgerOracle(DEMO)
+EXAMPLES = {(q["principal"], q["question"]): q for q in map(json.loads, (DEMO / "example_questions.jsonl").open())}
+
+
+@dataclass
+class Expect:
+    """What a question should produce, written from the question itself."""
+
+    principal: str
+    question: str
+    outcome: str
+    figures: list[tuple[list[str], str, list[str], list[str]]] = field(default_factory=list)  # ents, acct, months, excl
+    missing: list[str] = field(default_factory=list)
+    cites: list[str] = field(default_factory=list)
+    masked: list[str] = field(default_factory=list)
+    policy: str = ""
+
+
+MERIDIAN = ORACLE.entities_of("meridian")
+ANSWERS = [
+    Expect("alice", "What was revenue for MER-US last month?", "answered", [(["MER-US"], "4", ["2026-10"], [])]),
+    Expect(
+        "bob",
+        "Show me COGS for MER-DE in March 2026",
+        "answered",
+        [(["MER-DE"], "5.2", ["2026-03"], [])],
+        cites=["doc-close-de-2026-03"],
+    ),
+    Expect(
+        "dave",
+        "Compare revenue across EMEA entities for Q2 2026",
+        "answered",
+        [([e], "4", months_between("2026-04", "2026-06"), []) for e in ORACLE.entities_of("meridian", "EMEA")],
+    ),
+    Expect(
+        "carol",
+        "What were professional fees for MER-US in June 2026?",
+        "answered",
+        [(["MER-US"], "5.7", ["2026-06"], [])],
+    ),
+    Expect(
+        "alice",
+        "What was total revenue for the group in October 2026?",
+        "qualified",
+        [(MERIDIAN, "4", ["2026-10"], [])],
+        missing=["MER-BR 2026-10"],
+        cites=["doc-br-late"],
+    ),
+    Expect(
+        "carol",
+        "What were total operating costs for MER-CA in May 2026?",
+        "answered",
+        [(["MER-CA"], "5", ["2026-05"], ["5.1"])],
+        masked=["5.1"],
+    ),
+]
+DENIALS = [
+    Expect("carol", "What was payroll for MER-US in January 2026?", "denied", policy="POL-001"),
+    Expect("dave", "What was revenue for MER-JP last month?", "denied", policy="POL-003"),
+    Expect("erin", "What was revenue for MER-FR in October 2026?", "denied", policy="POL-004"),
+    Expect("heidi", "What was revenue for MER-US last month?", "denied", policy="POL-005"),
+]
+
+
+async def ask(stack: Stack, principal: str, question: str, tenant: str = "meridian", **extra: Any) -> dict[str, Any]:
+    example = EXAMPLES.get((principal, question))
+    as_of = example["as_of"] if example else "2026-11-21"
+    resp = await stack.http.post(
+        "/v1/requests",
+        params={"wait": 30},
+        json={"question": question, "as_of": as_of},
+        headers=stack.auth(principal, tenant) | extra.get("headers", {}),
+    )
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    assert body["status"] == "completed"
+    return body
+
+
+def must_not_contain(body: dict[str, Any], principal: str, question: str) -> None:
+    example = EXAMPLES.get((principal, question), {})
+    text = json.dumps(body)
+    for needle in example.get("expect", {}).get("must_not_contain", []):
+        assert needle not in text, f"{needle!r} leaked into the result"
+
+
+@pytest.mark.parametrize("case", ANSWERS, ids=lambda c: f"{c.principal}:{c.question[:40]}")
+async def test_answers_match_the_oracle(stack: Stack, case: Expect) -> None:
+    body = await ask(stack, case.principal, case.question)
+    assert body["outcome"] == case.outcome, body["answer"]
+    assert len(body["facts"]) == len(case.figures)
+    for ents, account, months, excl in case.figures:
+        expected = ORACLE.sum("meridian", ents, account, months, excl)
+        label_entity = ents[0] if len(ents) == 1 else "group"
+        fact = next(f for f in body["facts"] if f["entity"] == label_entity and f["account"] == account)
+        assert fact["value"] == expected.total
+        assert fact["unit"] == "USD"
+        assert fact["source"].startswith("ledger meridian")
+        assert f"{expected.total:,}" in body["answer"]
+    assert body["missing_data"] == case.missing
+    for doc in case.cites:
+        assert doc in [c["doc_id"] for c in body["citations"]]
+    assert [m["account"] for m in body["authorization"]["masked"]] == case.masked
+    if case.masked:
+        payroll = ORACLE.total("meridian", ["MER-CA"], "5.1", ["2026-05"])
+        assert str(payroll) not in json.dumps(body) and f"{payroll:,}" not in json.dumps(body)
+        assert any("payroll" in lim.lower() for lim in body["limitations"])
+    must_not_contain(body, case.principal, case.question)
+    assert body["model"] == "none (template)"
+    assert body["prompt"]["id"] == "narrative" and len(body["prompt"]["sha256"]) == 64
+    assert body["classification"]["method"] == "rule"
+    assert set(body["timings"]) >= {"classify", "authorize", "plan", "gather", "generate", "score", "record", "total"}
+    assert body["links"]["temporal_ui"].endswith(f"/namespaces/default/workflows/{body['request_id']}")
+
+
+@pytest.mark.parametrize("case", DENIALS, ids=lambda c: f"{c.principal}:{c.policy}")
+async def test_denials_name_the_policy(stack: Stack, case: Expect) -> None:
+    body = await ask(stack, case.principal, case.question)
+    assert body["outcome"] == "denied"
+    assert body["authorization"]["allowed"] is False
+    assert body["authorization"]["policies"][0] == case.policy
+    assert body["authorization"]["reasons"][0].startswith(case.policy + ":")
+    assert body["facts"] == []
+    assert case.policy in body["answer"]
+
+
+async def test_denial_names_the_missing_entitlement(stack: Stack) -> None:
+    body = await ask(stack, "heidi", "What was revenue for MER-US last month?")
+    assert "MER-US" in body["authorization"]["reasons"][0]
+
+
+async def test_other_tenant_documents_never_leak(stack: Stack) -> None:
+    body = await ask(stack, "ken", "What does the Meridian board memo say?", tenant="globex")
+    assert body["outcome"] != "answered" or all(c["doc_id"] != "doc-board-memo" for c in body["citations"])
+    assert all(not c["doc_id"].startswith("doc-board") for c in body["citations"])
+    must_not_contain(body, "ken", "What does the Meridian board memo say?")
+
+
+@pytest.mark.parametrize(
+    "principal,question",
+    [
+        ("grace", "What is the yoy growth of revenue for MER-JP in September 2026?"),
+        ("alice", "Run a scenario: what happens to MER-US gross margin in October 2026 if materials cost rises 10%?"),
+    ],
+)
+async def test_unsupported_analyses_say_so_instead_of_guessing(stack: Stack, principal: str, question: str) -> None:
+    body = await ask(stack, principal, question)
+    assert body["outcome"] == "clarification_required"
+    assert body["facts"] == []
+    assert body["clarifying_questions"]
+
+
+async def test_question_without_period_asks_for_one(stack: Stack) -> None:
+    body = await ask(stack, "alice", "What was revenue for MER-US?")
+    assert body["outcome"] == "clarification_required"
+    assert any("period" in q.lower() for q in body["clarifying_questions"])
+
+
+async def test_each_request_records_result_usage_and_one_audit_row_per_stage(stack: Stack) -> None:
+    body = await ask(stack, "alice", "What was revenue for MER-US last month?")
+    wid = body["request_id"]
+    with stack.engine.connect() as conn:
+        audit = conn.execute(select(table_of(AuditEventRow)).where(table_of(AuditEventRow).c.workflow_id == wid)).all()
+        results = conn.execute(
+            select(func.count())
+            .select_from(table_of(RequestRecord))
+            .where(table_of(RequestRecord).c.workflow_id == wid)
+        ).scalar()
+        usage = conn.execute(
+            select(func.count()).select_from(table_of(UsageRecord)).where(table_of(UsageRecord).c.workflow_id == wid)
+        ).scalar()
+    stages = [row.stage for row in sorted(audit, key=lambda r: r.step)]
+    assert stages == ["classify", "authorize", "plan", "gather", "generate", "score", "record"]
+    assert results == 1 and usage == 1
+    assert audit[1].policy_version.startswith("builtin-")
+
+
+async def test_get_returns_the_result_contract(stack: Stack) -> None:
+    body = await ask(stack, "bob", "Show me COGS for MER-DE in March 2026")
+    resp = await stack.http.get(f"/v1/requests/{body['request_id']}", headers=stack.auth("bob"))
+    assert resp.status_code == 200
+    got = resp.json()
+    for key in (
+        "request_id",
+        "status",
+        "outcome",
+        "answer",
+        "facts",
+        "citations",
+        "limitations",
+        "missing_data",
+        "confidence",
+        "classification",
+        "authorization",
+        "prompt",
+        "model",
+        "usage",
+        "timings",
+        "links",
+    ):
+        assert key in got, key
+    assert got["facts"] == body["facts"]
+    assert set(got["confidence"]) == {"score", "band", "components"}
+    # Someone else's request is not theirs to read.
+    other = await stack.http.get(f"/v1/requests/{body['request_id']}", headers=stack.auth("alice"))
+    assert other.status_code == 404
+    assert other.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_without_wait_returns_202_then_the_result(stack: Stack) -> None:
+    resp = await stack.http.post(
+        "/v1/requests",
+        json={"question": "What was revenue for MER-US last month?", "as_of": "2026-11-21"},
+        headers=stack.auth("alice"),
+    )
+    assert resp.status_code in (200, 202)
+    wid = resp.json()["request_id"]
+    assert resp.headers["location"].endswith(f"/v1/requests/{wid}")
+    handle = stack.client.get_workflow_handle(wid)
+    await handle.result()
+    done = await stack.http.get(f"/v1/requests/{wid}", headers=stack.auth("alice"))
+    assert done.json()["status"] == "completed"
+    assert done.json()["facts"][0]["value"] == ORACLE.total("meridian", ["MER-US"], "4", ["2026-10"])
+
+
+async def test_events_stream_ends_with_the_result(stack: Stack) -> None:
+    body = await ask(stack, "alice", "What was revenue for MER-US last month?")
+    async with stack.http.stream(
+        "GET", f"/v1/requests/{body['request_id']}/events", headers=stack.auth("alice")
+    ) as resp:
+        text = "".join([chunk async for chunk in resp.aiter_text()])
+    assert "event: result" in text and body["request_id"] in text
+
+
+async def test_idempotency_key_returns_the_same_request_and_starts_one_workflow(stack: Stack) -> None:
+    key = "idem-" + stack.task_queue
+    payload = {"question": "What was revenue for MER-US last month?", "as_of": "2026-11-21"}
+    headers = stack.auth("alice") | {"Idempotency-Key": key}
+    first = await stack.http.post("/v1/requests", params={"wait": 30}, json=payload, headers=headers)
+    second = await stack.http.post("/v1/requests", params={"wait": 30}, json=payload, headers=headers)
+    assert first.status_code == second.status_code == 200
+    assert first.json()["request_id"] == second.json()["request_id"] == f"req-{key}"
+    runs: list[Any] = []
+    for _ in range(50):  # visibility is eventually consistent: wait until the run shows up
+        runs = [w async for w in stack.client.list_workflows(f"WorkflowId = 'req-{key}'")]
+        if runs:
+            break
+        await asyncio.sleep(0.1)
+    assert len(runs) == 1
+    with stack.engine.connect() as conn:
+        rows = conn.execute(
+            select(func.count())
+            .select_from(table_of(RequestRecord))
+            .where(table_of(RequestRecord).c.workflow_id == f"req-{key}")
+        ).scalar()
+    assert rows == 1
+    # The same key for a different question is a conflict, not a silent reuse.
+    clash = await stack.http.post(
+        "/v1/requests", json={"question": "What was revenue for MER-CA last month?"}, headers=headers
+    )
+    assert clash.status_code == 409
+    assert clash.headers["content-type"].startswith("application/problem+json")

@@ -1,0 +1,111 @@
+"""SIGKILL the worker mid-request, start another: the request completes and nothing is recorded twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from temporalio.api.enums.v1 import EventType
+from temporalio.testing import WorkflowEnvironment
+
+from activities.llm.engine import TemplateGenerator
+from activities.retrieve.engine import DocumentIndex, sync_index
+from docket.contracts import RequestInput, RequestResult
+from docket.db import AuditEventRow, RequestRecord, UsageRecord, table_of
+from tests.conftest import ROOT
+from tests.support.oracle import LedgerOracle
+from worker.main import Components, make_worker
+
+pytestmark = pytest.mark.integration
+
+
+async def wait_for(path: Path, proc: subprocess.Popen[bytes], seconds: float) -> None:
+    for _ in range(int(seconds * 10)):
+        if path.exists():
+            return
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            pytest.fail(f"slow worker exited early ({proc.returncode}):\n{out[-3000:]}")
+        await asyncio.sleep(0.1)
+    pytest.fail(f"{path.name} did not appear within {seconds}s")
+
+
+async def test_worker_killed_after_commit_resumes_without_duplicates(
+    temporal_env: WorkflowEnvironment, sqlite_db: tuple[str, Engine], tmp_path: Path
+) -> None:
+    url, engine = sqlite_db
+    task_queue = f"docket-kill-{uuid.uuid4().hex[:8]}"
+    marker = tmp_path / "committed"
+    env = os.environ | {
+        "DATABASE_URL": url,
+        "DOCKET_TASK_QUEUE": task_queue,
+        "DOCKET_DATA_DIR": str(tmp_path / "data"),
+        "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        "DOCKET_TEST_MARKER": str(marker),
+        "PYTHONPATH": str(ROOT),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.slow_worker"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        await wait_for(marker.with_suffix(".ready"), proc, 60)
+        wid = f"req-kill-{uuid.uuid4().hex[:8]}"
+        handle = await temporal_env.client.start_workflow(
+            "RequestWorkflow",
+            RequestInput(
+                tenant="meridian",
+                principal_id="alice",
+                question="What was revenue for MER-US last month?",
+                as_of="2026-11-21",
+            ),  # type: ignore[arg-type]
+            id=wid,
+            task_queue=task_queue,
+            result_type=RequestResult,
+        )
+        await wait_for(marker, proc, 60)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if proc.stdout:
+            proc.stdout.close()
+
+    # The rows are there although Temporal never heard the activity complete.
+    def rows(model: type) -> int:
+        t = table_of(model)
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t).where(t.c.workflow_id == wid)).scalar() or 0)
+
+    audit_before = rows(AuditEventRow)
+    assert audit_before == 7 and rows(RequestRecord) == 1
+
+    # A fresh worker picks the request up: record_result is retried once its timeout expires.
+    index = DocumentIndex.open()
+    sync_index(engine, index)
+    components = Components(engine=engine, index=index, generator=TemplateGenerator())
+    async with make_worker(temporal_env.client, task_queue, components.activities()):
+        result = await asyncio.wait_for(handle.result(), timeout=90)
+    index.close()
+
+    assert result.facts[0].value == LedgerOracle().total("meridian", ["MER-US"], "4", ["2026-10"])
+    assert rows(AuditEventRow) == audit_before
+    assert rows(RequestRecord) == 1 and rows(UsageRecord) == 1
+    history = await handle.fetch_history()
+    record_attempts = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    ]
+    assert max(record_attempts) >= 2, "record_result was never retried: the kill did not hit mid-request"

@@ -1,0 +1,81 @@
+"""Histories are durable contracts: committed runs must replay against the current code.
+
+Regenerate the committed histories (only when a change is meant to be compatible and new shapes should be
+covered) with `DOCKET_RECORD_HISTORIES=1 pytest tests/replay -k record`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+
+from cli.replay import WORKFLOWS, replay_history
+from tests.conftest import Stack
+from tests.replay.changed_workflow import ChangedRequestWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+RECORD = {
+    "lookup-answered": ("alice", "What was revenue for MER-US last month?"),
+    "comparison-answered": ("dave", "Compare revenue across EMEA entities for Q2 2026"),
+    "group-qualified": ("alice", "What was total revenue for the group in October 2026?"),
+    "masked-answered": ("carol", "What were total operating costs for MER-CA in May 2026?"),
+    "denied-pol-003": ("dave", "What was revenue for MER-JP last month?"),
+    "clarification": ("alice", "What was revenue for MER-US?"),
+}
+
+
+def committed() -> list[Path]:
+    return sorted(HISTORIES.glob("*.json"))
+
+
+def load(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
+
+
+def test_histories_are_committed() -> None:
+    assert {p.stem for p in committed()} >= set(RECORD)
+
+
+@pytest.mark.parametrize("path", committed(), ids=lambda p: p.stem)
+async def test_committed_history_replays(path: Path) -> None:
+    ok, message = await replay_history(load(path))
+    assert ok, message
+
+
+@pytest.mark.parametrize("path", committed(), ids=lambda p: p.stem)
+async def test_changed_workflow_fails_replay(path: Path) -> None:
+    ok, message = await replay_history(load(path), [ChangedRequestWorkflow, *WORKFLOWS[1:]])
+    assert not ok
+    assert "nondetermin" in message.lower() or "replay failed" in message.lower()
+
+
+@pytest.mark.integration
+async def test_fresh_run_replays_like_docket_replay(stack: Stack) -> None:
+    resp = await stack.http.post(
+        "/v1/requests",
+        params={"wait": 30},
+        headers=stack.auth("bob"),
+        json={"question": "Show me COGS for MER-DE in March 2026", "as_of": "2026-11-21"},
+    )
+    wid = resp.json()["request_id"]
+    history = await stack.client.get_workflow_handle(wid).fetch_history()
+    ok, message = await replay_history(history)
+    assert ok, message
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(os.environ.get("DOCKET_RECORD_HISTORIES") != "1", reason="set DOCKET_RECORD_HISTORIES=1 to rewrite")
+async def test_record_histories(stack: Stack) -> None:
+    HISTORIES.mkdir(exist_ok=True)
+    for name, (principal, question) in RECORD.items():
+        resp = await stack.http.post(
+            "/v1/requests",
+            params={"wait": 30},
+            headers=stack.auth(principal),
+            json={"question": question, "as_of": "2026-11-21"},
+        )
+        history = await stack.client.get_workflow_handle(resp.json()["request_id"]).fetch_history()
+        (HISTORIES / f"{name}.json").write_text(history.to_json(), encoding="utf-8")

@@ -1,0 +1,157 @@
+"""A real OpenAI-compatible HTTP server for tests: Starlette served by uvicorn on 127.0.0.1, in a thread.
+
+Each test says how the next chat completion is answered (a JSON answer, plain text, or an HTTP error) and can
+read back the requests the server received. Only the two endpoints Docket uses are implemented:
+POST /v1/chat/completions and GET /v1/models.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "not_found_error",
+    429: "rate_limit_exceeded",
+    500: "server_error",
+    503: "server_error",
+}
+
+
+@dataclass
+class Reply:
+    """How the server answers the next chat completion."""
+
+    content: str = '{"answer": "ok", "fact_labels": []}'
+    status: int = 200
+    model: str = "stub-model-1"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class StubOpenAI:
+    """The server and its per-test behaviour; start() once, configure with the reply_* / fail methods."""
+
+    host: str = "127.0.0.1"
+    reply: Reply = field(default_factory=Reply)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    port: int = 0
+    _server: uvicorn.Server | None = None
+    _thread: threading.Thread | None = None
+    _counter: int = 0
+
+    # ------------------------------------------------------------------ behaviour
+
+    def reset(self) -> None:
+        self.reply = Reply()
+        self.requests.clear()
+
+    def reply_json(self, payload: dict[str, Any], *, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+        self.reply = Reply(
+            content=json.dumps(payload), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
+
+    def reply_text(self, text: str, *, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+        self.reply = Reply(content=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+
+    def fail(self, status: int) -> None:
+        self.reply = Reply(status=status)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    # ------------------------------------------------------------------ endpoints
+
+    async def _chat(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        self.requests.append({"body": body, "headers": dict(request.headers)})
+        reply = self.reply
+        if reply.status != 200:
+            return JSONResponse(
+                {
+                    "error": {
+                        "message": f"stub failure {reply.status}",
+                        "type": ERROR_TYPES.get(reply.status, "server_error"),
+                        "param": None,
+                        "code": str(reply.status),
+                    }
+                },
+                status_code=reply.status,
+            )
+        self._counter += 1
+        return JSONResponse(
+            {
+                "id": f"chatcmpl-stub-{self._counter}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": reply.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": reply.content},
+                        "finish_reason": "stop",
+                        "logprobs": None,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": reply.prompt_tokens,
+                    "completion_tokens": reply.completion_tokens,
+                    "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+                },
+            }
+        )
+
+    async def _models(self, _request: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [{"id": self.reply.model, "object": "model", "created": 0, "owned_by": "docket-tests"}],
+            }
+        )
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, timeout: float = 10.0) -> StubOpenAI:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app(), log_level="warning", lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        server = self._server
+        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the stub OpenAI server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
