@@ -56,6 +56,14 @@ IO_RETRY = RetryPolicy(
 )
 
 
+# workflow.patched ids: each marks a change to the command sequence; old histories keep replaying the old branch.
+PATCH_CONCURRENT_RETRIEVAL = "gather-retrieval-concurrently"
+
+
+async def _no_retrieval() -> RetrieveResult:
+    return RetrieveResult()
+
+
 def _action(c: ClassifyResult) -> Action:
     # Mirrors activities.authorize.engine.action_for; kept here as data so the workflow needs no engine import.
     if c.intent == Intent.SCENARIO:
@@ -231,8 +239,15 @@ class RequestWorkflow:
             else None
         )
         try:
-            ledger = await asyncio.gather(*ledger_calls)
-            retrieved = await retrieval_call if retrieval_call is not None else RetrieveResult()
+            if workflow.patched(PATCH_CONCURRENT_RETRIEVAL):
+                # The search runs alongside the ledger tasks instead of after them.
+                ledger, retrieved = await asyncio.gather(
+                    asyncio.gather(*ledger_calls), retrieval_call or _no_retrieval()
+                )
+            else:
+                # Histories recorded before the patch scheduled the search only after every ledger task.
+                ledger = await asyncio.gather(*ledger_calls)
+                retrieved = await retrieval_call if retrieval_call is not None else RetrieveResult()
         except ActivityError as err:
             cause = err.cause
             detail = cause.message if isinstance(cause, ApplicationError) else str(cause or err)

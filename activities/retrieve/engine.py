@@ -207,7 +207,7 @@ class DocumentIndex:
     def index_document(self, doc: Document) -> int:
         """Replace a document's chunks; ids derive from (tenant, doc id, version, chunk), so re-runs are idempotent."""
         self.delete_document(doc.tenant, doc.doc_id)
-        chunks = chunk_text(f"{doc.title}\n\n{doc.body}")
+        chunks = chunk_text(doc.body)
         points = []
         for i, text in enumerate(chunks):
             chunk_id = f"{doc.doc_id}#{i}"
@@ -215,7 +215,8 @@ class DocumentIndex:
             points.append(
                 models.PointStruct(
                     id=str(pid),
-                    vector={SPARSE: sparse_vector(text)},
+                    # The title counts for matching; the stored text (and so every snippet) is the body only.
+                    vector={SPARSE: sparse_vector(f"{doc.title}\n{text}")},
                     payload={
                         "tenant": doc.tenant,
                         "doc_id": doc.doc_id,

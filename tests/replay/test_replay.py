@@ -1,7 +1,8 @@
 """Histories are durable contracts: committed runs must replay against the current code.
 
-Regenerate the committed histories (only when a change is meant to be compatible and new shapes should be
-covered) with `DOCKET_RECORD_HISTORIES=1 pytest tests/replay -k record`.
+Record histories for new workflow shapes with `DOCKET_RECORD_HISTORIES=1 pytest tests/replay -k record`; existing
+files are never rewritten unless DOCKET_RECORD_HISTORIES_OVERWRITE=1 (a change to the command sequence belongs
+behind workflow.patched instead).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ RECORD = {
     "masked-answered": ("carol", "What were total operating costs for MER-CA in May 2026?"),
     "denied-pol-003": ("dave", "What was revenue for MER-JP last month?"),
     "clarification": ("alice", "What was revenue for MER-US?"),
+    # Recorded after the gather-retrieval-concurrently patch: the search is scheduled with the ledger tasks.
+    "patched-concurrent-retrieval": ("bob", "Show me COGS for MER-DE in March 2026"),
 }
 
 
@@ -71,6 +74,8 @@ async def test_fresh_run_replays_like_docket_replay(stack: Stack) -> None:
 async def test_record_histories(stack: Stack) -> None:
     HISTORIES.mkdir(exist_ok=True)
     for name, (principal, question) in RECORD.items():
+        if (HISTORIES / f"{name}.json").exists() and os.environ.get("DOCKET_RECORD_HISTORIES_OVERWRITE") != "1":
+            continue  # committed histories are contracts: only add new ones unless asked to overwrite
         resp = await stack.http.post(
             "/v1/requests",
             params={"wait": 30},
