@@ -174,6 +174,9 @@ def ask(
     url: Annotated[str | None, typer.Option(help="API base URL")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the raw result contract")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the answer")] = 60.0,
+    token: Annotated[
+        str | None, typer.Option(envvar="DOCKET_TOKEN", help="bearer token (default: mint a dev token locally)")
+    ] = None,
 ) -> None:
     """Ask a question over REST and print the answer, facts, outcome, confidence and links."""
     settings = _settings()
@@ -183,7 +186,7 @@ def ask(
         except ValueError as exc:
             raise fail(f"--as-of {as_of!r} is not a date", "use YYYY-MM-DD, e.g. --as-of 2026-11-21", 2) from exc
     base = (url or settings.api_url).rstrip("/")
-    headers = {"Authorization": f"Bearer {_mint(settings, as_)}"}
+    headers = {"Authorization": f"Bearer {token or _mint(settings, as_)}"}
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
     body: dict[str, Any] = {"question": question}

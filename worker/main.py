@@ -6,7 +6,6 @@ import asyncio
 import logging
 import signal
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,7 +84,6 @@ def make_worker(client: Client, task_queue: str, activities: Sequence[Any], **kw
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=list(activities),
-        activity_executor=ThreadPoolExecutor(max_workers=16),
         **kwargs,
     )
 

@@ -211,7 +211,7 @@ async def create_request(
         ) from exc
     if wait > 0:
         try:
-            await asyncio.wait_for(asyncio.shield(handle.result()), timeout=wait)
+            await asyncio.wait_for(handle.result(), timeout=wait)
         except TimeoutError:
             pass
         except Exception:
