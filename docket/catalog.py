@@ -46,11 +46,10 @@ class Catalog:
             out.extend(self.subtree(child))
         return out
 
-    def leaves(self, code: str, exclude: list[str] | None = None) -> list[str]:
-        """Leaf accounts under code (the ones balances are booked on), minus excluded subtrees."""
+    def accounts_in(self, code: str, exclude: list[str] | None = None) -> list[str]:
+        """The account's subtree minus excluded subtrees: every account a figure for `code` adds up."""
         excluded = {c for x in exclude or [] for c in self.subtree(x)}
-        codes = [c for c in self.subtree(code) if c not in excluded]
-        return [c for c in codes if not any(a.parent == c for a in self.accounts.values())]
+        return [c for c in self.subtree(code) if c not in excluded]
 
     def sensitive_descendants(self, code: str, sensitivity: str) -> list[str]:
         """Topmost accounts in code's subtree (code included) with the given sensitivity."""
@@ -61,6 +60,17 @@ class Catalog:
         for child in sorted(c for c, a in self.accounts.items() if a.parent == code):
             out.extend(self.sensitive_descendants(child, sensitivity))
         return out
+
+    def is_sensitive(self, code: str, sensitivity: str) -> bool:
+        """True when the account or any ancestor carries the sensitivity: "payroll (5.1 and below)"."""
+        seen: set[str] = set()
+        current: str | None = code
+        while current is not None and current in self.accounts and current not in seen:
+            if self.accounts[current].sensitivity == sensitivity:
+                return True
+            seen.add(current)
+            current = self.accounts[current].parent
+        return False
 
     def entities_in_region(self, region: str) -> list[str]:
         return sorted(c for c, e in self.entities.items() if e.region == region)

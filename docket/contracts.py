@@ -100,6 +100,23 @@ class Slots(Contract):
     entity_scope: str = ""
     regions: list[str] = Field(default_factory=list)
     periods: list[PeriodRef] = Field(default_factory=list)
+    exclude_accounts: list[str] = Field(default_factory=list)
+
+
+def required_action(classification: ClassifyResult) -> Action:
+    """The Cedar action a request needs: a scenario, a cross-entity total (consolidation), an analysis or a read.
+
+    Shared by the workflow (which passes it to authorize) and the authorizer's tests, so the two cannot drift.
+    Per-entity figures for several entities are reads/analyses, not consolidation: only one total over the
+    group is.
+    """
+    if classification.intent == Intent.SCENARIO:
+        return Action.SCENARIO
+    if classification.slots.entity_scope == "group" and classification.intent == Intent.METRIC_LOOKUP:
+        return Action.CONSOLIDATE
+    if classification.intent == Intent.METRIC_LOOKUP:
+        return Action.READ
+    return Action.ANALYZE
 
 
 class ClassifyInput(Contract):
@@ -152,6 +169,9 @@ class AuthorizeResult(Contract):
     clearance: str = "public"
     policy_version: str = ""
     decisions: int = 0
+    # Every entity of the tenant the principal may read at all (entitlements, region); document search excludes
+    # documents tagged with any other entity.
+    readable_entities: list[str] = Field(default_factory=list)
 
 
 class DataTask(Contract):
@@ -180,6 +200,8 @@ class RetrievalQuery(Contract):
     # support the answer; generic policies would only pad the citations.
     entity_tagged_only: bool = False
     months: list[str] = Field(default_factory=list)
+    exclude_entities: list[str] = Field(default_factory=list)
+    min_term_coverage: float = 0.0
 
 
 class PlanInput(Contract):

@@ -69,6 +69,7 @@ def load_ledger(engine: Engine, folder: Path) -> IngestReport:
     known_entities = {(e["tenant"], e["entity"]) for e in entities}
     known_accounts = {a["account"] for a in accounts}
     rows: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str, str, str], int] = {}
     for i, b in enumerate(balances, start=2):
         if (b["tenant"], b["entity"]) not in known_entities:
             raise IngestError(f"gl_balances.csv line {i}: unknown entity {b['tenant']}/{b['entity']}")
@@ -80,6 +81,13 @@ def load_ledger(engine: Engine, folder: Path) -> IngestReport:
             amount = int(b["amount"])
         except ValueError as exc:
             raise IngestError(f"gl_balances.csv line {i}: amount {b['amount']!r} is not an integer") from exc
+        key = (b["tenant"], b["entity"], b["account"], b["period"])
+        if key in seen:
+            # An upsert would silently keep only the last row; a ledger with two balances for one cell is wrong.
+            raise IngestError(
+                f"gl_balances.csv line {i}: duplicate balance for {'/'.join(key)} (first on line {seen[key]})"
+            )
+        seen[key] = i
         rows.append({**{k: b[k] for k in ("tenant", "entity", "account", "period")}, "amount": amount})
     report = IngestReport()
     with engine.begin() as conn:

@@ -9,6 +9,7 @@ activities with their own retries and visibility in the UI. docs/architecture.md
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -18,7 +19,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities import names
     from docket.contracts import (
-        Action,
         AuditEvent,
         AuthorizationView,
         AuthorizeInput,
@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         ScoreInput,
         ScoreResult,
         Stage,
+        required_action,
     )
 
 FAST = timedelta(seconds=10)
@@ -58,19 +59,11 @@ IO_RETRY = RetryPolicy(
 
 # workflow.patched ids: each marks a change to the command sequence; old histories keep replaying the old branch.
 PATCH_CONCURRENT_RETRIEVAL = "gather-retrieval-concurrently"
+PATCH_RECORD_FAILURES = "record-stage-failures"
 
 
 async def _no_retrieval() -> RetrieveResult:
     return RetrieveResult()
-
-
-def _action(c: ClassifyResult) -> Action:
-    # Mirrors activities.authorize.engine.action_for; kept here as data so the workflow needs no engine import.
-    if c.intent == Intent.SCENARIO:
-        return Action.SCENARIO
-    if c.slots.entity_scope == "group" or (c.intent == Intent.METRIC_LOOKUP and len(c.slots.entities) > 1):
-        return Action.CONSOLIDATE
-    return Action.READ if c.intent == Intent.METRIC_LOOKUP else Action.ANALYZE
 
 
 @workflow.defn(name=names.REQUEST_WORKFLOW)
@@ -120,6 +113,32 @@ class RequestWorkflow:
             as_of=req.as_of,
         )
 
+        try:
+            return await self._stages(req, wid, base, events, audit)
+        except (ActivityError, ApplicationError) as err:
+            # A stage failed for good (non-retryable, or out of retries): record the failure with its cause so
+            # GET shows why and the audit trail is complete. Histories from before the patch failed the run.
+            # (A failed local activity surfaces as its ApplicationError, a regular one as ActivityError.)
+            if self._stage in (Stage.RECORD, Stage.DONE) or not workflow.patched(PATCH_RECORD_FAILURES):
+                raise
+            cause = err.cause if isinstance(err, ActivityError) else err
+            detail = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            stage = self._stage
+            base.outcome = Outcome.FAILED
+            base.answer = f"The request failed during {stage.value}; nothing was answered."
+            base.limitations = [*base.limitations, f"{stage.value} failed: {detail}"]
+            audit(stage, "failed", error=detail)
+            return await self._finish(wid, base, events)
+
+    async def _stages(
+        self,
+        req: RequestInput,
+        wid: str,
+        base: RequestResult,
+        events: list[AuditEvent],
+        audit: Callable[..., None],
+    ) -> RequestResult:
+        actor = req.principal_id
         # 1 classify
         self._enter(Stage.CLASSIFY)
         cls = await workflow.execute_local_activity(
@@ -154,7 +173,9 @@ class RequestWorkflow:
         self._enter(Stage.AUTHORIZE)
         authz = await workflow.execute_local_activity(
             names.AUTHORIZE,
-            AuthorizeInput(tenant=req.tenant, principal_id=req.principal_id, action=_action(cls), classification=cls),
+            AuthorizeInput(
+                tenant=req.tenant, principal_id=req.principal_id, action=required_action(cls), classification=cls
+            ),
             result_type=AuthorizeResult,
             start_to_close_timeout=FAST,
             retry_policy=FAST_RETRY,

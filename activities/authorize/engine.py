@@ -16,7 +16,7 @@ from typing import Any
 import cedarpy
 
 from docket.catalog import Catalog
-from docket.contracts import Action, AuthorizeResult, ClassifyResult, Intent, MaskedComponent
+from docket.contracts import Action, AuthorizeResult, ClassifyResult, MaskedComponent
 from docket.db import Principal
 from docket.ingest import CLEARANCES
 
@@ -64,19 +64,6 @@ def load_builtin_policies() -> PolicySet:
     return parse_policies(BUILTIN_POLICIES.read_text(encoding="utf-8"))
 
 
-def action_for(classification: ClassifyResult) -> Action:
-    """The Cedar action a request needs: scenarios and cross-entity totals are more than a read."""
-    if classification.intent == Intent.SCENARIO:
-        return Action.SCENARIO
-    if classification.slots.entity_scope == "group" or (
-        classification.intent == Intent.METRIC_LOOKUP and len(classification.slots.entities) > 1
-    ):
-        return Action.CONSOLIDATE
-    if classification.intent == Intent.METRIC_LOOKUP:
-        return Action.READ
-    return Action.ANALYZE
-
-
 def _uid(kind: str, ident: str) -> dict[str, dict[str, str]]:
     return {"__entity": {"type": f"Docket::{kind}", "id": ident}}
 
@@ -110,10 +97,11 @@ class Authorizer:
         entities = [e for e in slots.entities if e in catalog.entities]
         accounts = [a for a in slots.accounts if a in catalog.accounts]
         # Masking candidates: payroll parts inside a requested non-payroll total (POL-008).
+        excluded = {c for x in slots.exclude_accounts if x in catalog.accounts for c in catalog.subtree(x)}
         payroll_parts = {
-            a: [x for x in catalog.sensitive_descendants(a, PAYROLL) if x != a]
+            a: [x for x in catalog.sensitive_descendants(a, PAYROLL) if x != a and x not in excluded]
             for a in accounts
-            if catalog.accounts[a].sensitivity != PAYROLL
+            if not catalog.is_sensitive(a, PAYROLL)
         }
         cedar_entities: list[dict[str, Any]] = [self._principal_entity(principal)]
         requests: list[dict[str, Any]] = []
@@ -130,7 +118,7 @@ class Authorizer:
                         "entity": entity,
                         "region": info.region,
                         "account": account,
-                        "payroll": catalog.accounts[account].sensitivity == PAYROLL,
+                        "payroll": catalog.is_sensitive(account, PAYROLL),
                         "period": month,
                         "period_closed": catalog.periods.get(month) == "closed",
                     },
@@ -154,6 +142,7 @@ class Authorizer:
                     for part in payroll_parts.get(account, []):
                         add_slice(entity, part, month, True)
 
+        readable = self._readable_entities(principal, catalog)
         if not requests:
             # Nothing from the ledger (e.g. a document question): the tenant boundary is the only gate here;
             # retrieval filters carry tenant and clearance (POL-006, POL-007).
@@ -166,6 +155,7 @@ class Authorizer:
                 clearance=principal.clearance,
                 policy_version=self.policies.version,
                 decisions=0,
+                readable_entities=readable if allowed else [],
             )
 
         results = cedarpy.is_authorized_batch(requests, self._text, cedar_entities)
@@ -210,6 +200,7 @@ class Authorizer:
                 clearance=principal.clearance,
                 policy_version=self.policies.version,
                 decisions=len(requests),
+                readable_entities=readable,
             )
         policies = sorted(permitted_by) + (["POL-008"] if masked else [])
         reasons = [m.reason for m in masked.values()]
@@ -222,7 +213,43 @@ class Authorizer:
             clearance=principal.clearance,
             policy_version=self.policies.version,
             decisions=len(requests),
+            readable_entities=readable,
         )
+
+    def _readable_entities(self, principal: Principal, catalog: Catalog) -> list[str]:
+        """Entities the principal may read at all: one neutral slice per entity (closed period, no payroll)."""
+        entities: list[dict[str, Any]] = [self._principal_entity(principal)]
+        requests = []
+        codes = sorted(catalog.entities)
+        for code in codes:
+            sid = f"{code}|*|*"
+            entities.append(
+                {
+                    "uid": _uid("LedgerSlice", sid),
+                    "attrs": {
+                        "tenant": catalog.tenant,
+                        "entity": code,
+                        "region": catalog.entities[code].region,
+                        "account": "*",
+                        "payroll": False,
+                        "period": "*",
+                        "period_closed": True,
+                    },
+                    "parents": [],
+                }
+            )
+            requests.append(
+                {
+                    "principal": f'Docket::Principal::"{principal.id}"',
+                    "action": 'Docket::Action::"read"',
+                    "resource": f'Docket::LedgerSlice::"{sid}"',
+                    "context": {"classification_confidence": 0},
+                }
+            )
+        if not requests:
+            return []
+        results = cedarpy.is_authorized_batch(requests, self._text, entities)
+        return [code for code, res in zip(codes, results, strict=True) if res.allowed]
 
     def _explain(
         self,

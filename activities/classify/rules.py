@@ -195,7 +195,7 @@ class RuleClassifier:
         found.sort(key=lambda f: f[1].start)
         return found
 
-    def _accounts(self, text: str, why: list[str]) -> tuple[list[str], list[str]]:
+    def _accounts(self, text: str, why: list[str]) -> tuple[list[str], list[str], list[str]]:
         taken: list[_Span] = []
         codes: list[str] = []
         labels: list[str] = []
@@ -206,13 +206,20 @@ class RuleClassifier:
                 codes.append(code)
                 labels.append(self.catalog.accounts[code].name.lower())
                 why.append(f"account code {code} named explicitly")
-        for phrase, _span in self._find(text, self.account_phrases, taken):
+        excluded: list[str] = []
+        for phrase, span in self._find(text, self.account_phrases, taken):
             code, label = self.account_phrases[phrase]
+            # "operating costs excluding payroll": the phrase after an exclusion word narrows the total before it.
+            if re.search(r"\b(?:excluding|excl\.?|except|ex|without|less|net of)\s+(?:the\s+)?$", text[: span.start]):
+                if code not in excluded:
+                    excluded.append(code)
+                    why.append(f"'{phrase}' excluded → account {code} left out of the total")
+                continue
             if code not in codes:
                 codes.append(code)
                 labels.append(label)
                 why.append(f"'{phrase}' → account {code} ({self.catalog.accounts[code].name})")
-        return codes, labels
+        return codes, labels, excluded
 
     def _entities(self, raw: str, text: str, why: list[str]) -> tuple[list[str], str, list[str]]:
         taken: list[_Span] = []
@@ -315,6 +322,34 @@ class RuleClassifier:
             h, year = int(m.group(1)), int(m.group(2))
             add(m, PeriodRef(label=f"{year}-H{h}", months=_months(year, h * 6 - 5, h * 6)), "half year")
         month_re = "|".join(sorted(list(MONTH_FULL) + list(MONTH_ABBR), key=len, reverse=True))
+
+        def month_no(name: str) -> int:
+            return MONTH_FULL.get(name) or MONTH_ABBR[name]
+
+        for m in re.finditer(
+            rf"\b(?:from|between)?\s*({month_re})\.?\s+(?:to|through|until|and|-)\s+({month_re})\.?,?\s+(\d{{4}})\b",
+            text,
+        ):
+            first, last, year = month_no(m.group(1)), month_no(m.group(2)), int(m.group(3))
+            if first < last and (m.group(0).lstrip().startswith(("from", "between")) or " and " not in m.group(0)):
+                months = _months(year, first, last)
+                add(m, PeriodRef(label=f"{months[0]}..{months[-1]}", months=months), "month range")
+        for m in re.finditer(
+            rf"\b((?:{month_re})(?:(?:,\s*and\s+|,\s*|\s+and\s+)(?:{month_re}))+),?\s+(\d{{4}})\b", text
+        ):
+            year = int(m.group(2))
+            names = re.split(r",\s*and\s+|,\s*|\s+and\s+", m.group(1))
+            span = _Span(m.start(), m.end())
+            if any(span.overlaps(t) for t in taken):
+                continue
+            taken.append(span)
+            for name in names:
+                lbl = _month_label(year, month_no(name))
+                out.append((m.start(), PeriodRef(label=lbl, months=[lbl])))
+            why.append(f"'{m.group(0)}' → {len(names)} months of {year}")
+        for m in re.finditer(r"\b(first|second|1st|2nd) half(?: of)?\s+(\d{4})\b", text):
+            h, year = (1 if m.group(1) in ("first", "1st") else 2), int(m.group(2))
+            add(m, PeriodRef(label=f"{year}-H{h}", months=_months(year, h * 6 - 5, h * 6)), "half year")
         for m in re.finditer(rf"\b({month_re})\.?,?\s+(\d{{4}})\b", text):
             name = m.group(1)
             month = MONTH_FULL.get(name) or MONTH_ABBR[name]
@@ -351,15 +386,32 @@ class RuleClassifier:
                 refs.append(ref)
         return refs
 
+    @staticmethod
+    def _unread_dates(text: str, periods: list[PeriodRef]) -> list[str]:
+        """Dates in the question that no parsed period accounts for: ask rather than answer another period."""
+        covered = {m for p in periods for m in p.months}
+        unread: list[str] = []
+        for m in re.finditer(r"\b(\d{4})-(\d{2})(?:-\d{2})?\b", text):
+            if f"{m.group(1)}-{m.group(2)}" not in covered:
+                unread.append(m.group(0))
+        for m in re.finditer(rf"\b({'|'.join(MONTHS)})\b(?:\s+(\d{{4}}))?", text):
+            if m.group(1) == "may" and not m.group(2):
+                continue  # the verb
+            month = MONTH_FULL[m.group(1)]
+            if not any(int(c[5:]) == month and (not m.group(2) or c[:4] == m.group(2)) for c in covered):
+                unread.append(m.group(0))
+        return unread
+
     # ------------------------------------------------------------------ classify
 
     def classify(self, question: str, as_of: date) -> ClassifyResult:
-        raw = " ".join(question.split())
+        raw = " ".join(question.replace("&", " and ").split())
         text = raw.lower()
         why: list[str] = []
-        accounts, metrics = self._accounts(text, why)
+        accounts, metrics, excluded = self._accounts(text, why)
         entities, scope, regions = self._entities(raw, text, why)
         periods = self._periods(text, as_of, why)
+        unread = self._unread_dates(text, periods)
         slots = Slots(
             metrics=metrics,
             accounts=accounts,
@@ -367,6 +419,7 @@ class RuleClassifier:
             entity_scope=scope,
             regions=regions,
             periods=periods,
+            exclude_accounts=excluded,
         )
 
         cues = [intent for intent, pattern in INTENT_CUES if re.search(pattern, text)]
@@ -378,6 +431,10 @@ class RuleClassifier:
             if len(cues) > 1:
                 confidence = min(confidence, 0.7)
                 why.append(f"also matched cues for {', '.join(c.value for c in cues[1:])}: lower confidence")
+        elif re.search(DOCUMENT_CUES, text) and not periods and not re.search(r"\bexplain\b", text):
+            # "What does the travel policy say?" names an account but asks about a document.
+            intent = Intent.DOCUMENT_QUESTION
+            why.append("intent document_question: asks what a document says, names no period")
         elif accounts:
             intent = Intent.METRIC_LOOKUP
             why.append("intent metric_lookup: a metric is named and no analysis cue")
@@ -401,6 +458,11 @@ class RuleClassifier:
                 clarifications.append(f"Which entity or region (for example {names}, a region, or the group)?")
             if not periods:
                 clarifications.append("Which period (for example last month, March 2026, Q2 2026)?")
+            if unread:
+                clarifications.append(
+                    f"I could not read the date{'s' if len(unread) > 1 else ''} {', '.join(unread)}; which months "
+                    "do you mean (for example March 2026, or March to May 2026)?"
+                )
             if clarifications:
                 confidence = min(confidence, 0.4)
             if any(p.relative for p in periods):

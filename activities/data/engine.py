@@ -18,7 +18,8 @@ def run_task(engine: Engine, catalog: Catalog, task: DataTask) -> LedgerQueryRes
     unknown = [e for e in task.entities if e not in catalog.entities]
     if unknown:
         raise InvalidTaskError(f"task {task.task_id}: unknown entities {unknown}")
-    leaves = catalog.leaves(task.account, task.exclude_accounts)
+    # Balances may be booked at any level of the chart; a figure is the whole subtree minus excluded subtrees.
+    accounts = catalog.accounts_in(task.account, task.exclude_accounts)
     tenant = catalog.tenant
     lb = table_of(LedgerBalance).c
     scope = and_(lb.tenant == tenant, lb.entity.in_(task.entities), lb.period.in_(task.period.months))
@@ -29,7 +30,7 @@ def run_task(engine: Engine, catalog: Catalog, task: DataTask) -> LedgerQueryRes
             for row in conn.execute(select(lb.entity, lb.period).where(scope).group_by(lb.entity, lb.period))
         }
         total, rows = conn.execute(
-            select(func.coalesce(func.sum(lb.amount), 0), func.count()).where(scope, lb.account.in_(leaves))
+            select(func.coalesce(func.sum(lb.amount), 0), func.count()).where(scope, lb.account.in_(accounts))
         ).one()
     missing = [
         MissingData(entity=e, period=m) for e in task.entities for m in task.period.months if (e, m) not in submitted
@@ -38,7 +39,7 @@ def run_task(engine: Engine, catalog: Catalog, task: DataTask) -> LedgerQueryRes
         return LedgerQueryResult(task_id=task.task_id, fact=None, rows=0, missing=missing)
     excl = f" excl. {', '.join(task.exclude_accounts)}" if task.exclude_accounts else ""
     source = (
-        f"ledger {tenant}: sum of account {task.account}{excl} ({len(leaves)} leaf accounts) over "
+        f"ledger {tenant}: sum of account {task.account}{excl} ({len(accounts)} accounts) over "
         f"{', '.join(task.entities) if len(task.entities) <= 3 else f'{len(task.entities)} entities'}, "
         f"{task.period.months[0]}..{task.period.months[-1]}; {int(rows)} rows"
     )

@@ -8,7 +8,7 @@ from activities import names
 from activities.errors import to_application_error
 from activities.llm.engine import Generator, render_template_answer
 from docket.contracts import GenerateInput, GenerateResult
-from docket.errors import DocketError, ModelUnavailableError
+from docket.errors import DocketError, ModelBadRequestError, ModelUnavailableError
 
 # After this many attempts at an unavailable model, answer with the template rather than fail the request.
 FALLBACK_AFTER_ATTEMPTS = 3
@@ -31,6 +31,13 @@ class GenerateActivities:
                 update={
                     "limitations": [f"The model was unavailable ({exc.message}); showing the deterministic narrative."],
                 }
+            )
+        except ModelBadRequestError as exc:
+            # A wrong key, unknown model or an oversized prompt will not fix itself on retry; the request still
+            # deserves its figures, so answer with the template and say why.
+            fallback = render_template_answer(data)
+            return fallback.model_copy(
+                update={"limitations": [f"The model rejected the request ({exc.message}); showing the narrative."]}
             )
         except DocketError as exc:
             raise to_application_error(exc) from exc

@@ -111,7 +111,10 @@ def ungrounded_numbers(answer: str, facts: list[Fact]) -> list[str]:
             continue
         if raw in allowed or plain in allowed:
             continue
-        if value.is_integer() and (1900 <= value <= 2100 or abs(value) <= 31):
+        after = answer[answer.find(raw) + len(raw) :][:12].lower()
+        scaled = re.match(r"\s*(?:%|percent|k\b|m\b|bn\b|million|billion|thousand|usd|eur|\$)", after)
+        # Years and small counts ("3 entities", "day 11") are prose, unless scaled or a currency ("3 million").
+        if value.is_integer() and (1900 <= value <= 2100 or abs(value) <= 31) and not scaled:
             continue
         if any(float(f.value) == value for f in facts):
             continue

@@ -43,8 +43,10 @@ def plan(
         else:
             entity_sets = [(e, [e]) for e in slots.entities]
         for account, metric in zip(slots.accounts, slots.metrics, strict=True):
-            excl = [m for m in masked if m in catalog.subtree(account)]
-            label = f"{metric} excl. payroll" if excl else metric
+            subtree = catalog.subtree(account)
+            # Left out of the total: parts the asker excluded, and parts masked for them (POL-008).
+            excl = sorted({x for x in [*slots.exclude_accounts, *masked] if x in subtree and x != account})
+            label = f"{metric} excl. {', '.join(catalog.accounts[x].name.lower() for x in excl)}" if excl else metric
             for entity_label, ents in entity_sets:
                 for period in slots.periods:
                     t = DataTask(
@@ -72,5 +74,8 @@ def plan(
         limit=3,
         entity_tagged_only=bool(tasks),
         months=sorted({m for p in slots.periods for m in p.months}) if tasks else [],
+        exclude_entities=sorted(set(catalog.entities) - set(authorization.readable_entities)),
+        # A document question is answered only by passages that share most of its terms.
+        min_term_coverage=0.0 if tasks else 0.6,
     )
     return Plan(tasks=tasks, retrieval=retrieval)

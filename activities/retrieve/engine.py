@@ -29,58 +29,11 @@ CHUNK_OVERLAP = 120
 SNIPPET_CHARS = 300
 POINT_NAMESPACE = uuid.UUID("6f1c2a52-2b7e-4f55-9a43-5d0c8f1e7d10")
 
-STOPWORDS = set(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "did",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "how",
-        "i",
-        "in",
-        "is",
-        "it",
-        "its",
-        "me",
-        "of",
-        "on",
-        "or",
-        "our",
-        "show",
-        "tell",
-        "that",
-        "the",
-        "their",
-        "there",
-        "this",
-        "to",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "you",
-        "your",
-    ]
-)
+_STOPWORD_TEXT = """
+a an and are as at be by did do does for from had has have how i in is it its me of on or our show tell say says
+said about give that the their there this to was we were what when where which who why will with you your
+"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 def tokens(text: str) -> list[str]:
@@ -154,10 +107,20 @@ def _month_pattern(month: str) -> re.Pattern[str]:
     return re.compile(rf"\b{month}\b|\b{name}(?:,? (?:and|or|to) [a-z]+)? {year}\b")
 
 
+# Retrieved text is untrusted: sentences that read as instructions to a model never reach an answer or a prompt.
+INJECTION = re.compile(
+    r"ignore (?:all |any )?(?:previous|prior|above|earlier) instructions|disregard (?:the |all )?(?:rules|instructions)"
+    r"|access rules no longer apply|system prompt|you are now|reveal (?:the )?\w+ (?:figures|data|secrets)",
+    re.IGNORECASE,
+)
+
+
 def best_sentences(text: str, query_tokens: set[str], limit: int = SNIPPET_CHARS) -> str:
     """The extractive answer: the chunk's sentences that share the most terms with the query, in order."""
     body = " ".join(line for line in text.splitlines() if line.strip() and not line.startswith("#"))
-    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", " ".join(body.split())) if s.strip()]
+    sentences = [
+        s.strip() for s in re.split(r"(?<=[.!?])\s+", " ".join(body.split())) if s.strip() and not INJECTION.search(s)
+    ]
     if not sentences:
         return ""
     ranked = sorted(range(len(sentences)), key=lambda i: (-len(query_tokens & set(tokens(sentences[i]))), i))
@@ -258,7 +221,14 @@ class DocumentIndex:
             models.FieldCondition(key="tenant", match=models.MatchValue(value=query.tenant)),
             models.FieldCondition(key="classification_level", range=models.Range(lte=max_level)),
         ]
-        flt = models.Filter(must=must)
+        # Documents about an entity the asker may not read are never candidates (POL-003, POL-005); a document
+        # tagged with several entities is excluded as soon as one of them is off limits.
+        must_not: list[models.Condition] = (
+            [models.FieldCondition(key="entities", match=models.MatchAny(any=list(query.exclude_entities)))]
+            if query.exclude_entities
+            else []
+        )
+        flt = models.Filter(must=must, must_not=must_not)
         if query.entity_tagged_only:
             flt = models.Filter(
                 must=[
@@ -266,7 +236,8 @@ class DocumentIndex:
                     models.FieldCondition(
                         key="entities", match=models.MatchAny(any=list(query.entities) or ["\x00none"])
                     ),
-                ]
+                ],
+                must_not=must_not,
             )
         elif query.entities:
             # A document tagged with entities is only relevant (and only shown) for those entities; untagged
@@ -280,7 +251,8 @@ class DocumentIndex:
                             models.IsEmptyCondition(is_empty=models.PayloadField(key="entities")),
                         ]
                     ),
-                ]
+                ],
+                must_not=must_not,
             )
         vec = sparse_vector(query.query, query=True)
         if not vec.indices:
@@ -297,6 +269,12 @@ class DocumentIndex:
             text = str(h.payload["text"])
             if period_patterns and not any(p.search(text.lower()) for p in period_patterns):
                 continue
+            if query.min_term_coverage:
+                # Share of the query's terms the passage (or its title) contains: one shared word ("memo") is
+                # not an answer to "what does the board memo say".
+                found = set(tokens(f"{h.payload['title']} {text}"))
+                if len(query_tokens & found) < query.min_term_coverage * len(query_tokens):
+                    continue
             passages.append(
                 Passage(
                     doc_id=str(h.payload["doc_id"]),

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.service import RPCError
 
 from api.deps import State
 from api.problems import Problem
@@ -44,6 +45,8 @@ async def readyz(state: State) -> Health | JSONResponse:
         checks["worker"] = "ok" if resp.pollers else "no worker polling task queue " + state.settings.task_queue
     except Problem as exc:
         checks["temporal"] = f"error: {exc.detail}"
+    except RPCError as exc:
+        checks["temporal"] = f"error: {exc.message}"
     if all(v == "ok" for v in checks.values()):
         return Health(status="ready", checks=checks)
     return JSONResponse(

@@ -8,7 +8,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -29,6 +29,7 @@ from docket.db import Principal
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_WAIT_SECONDS = 60.0
+QUERY_TIMEOUT_SECONDS = 2.0
 STATUS_NAMES = {
     WorkflowExecutionStatus.RUNNING: "running",
     WorkflowExecutionStatus.COMPLETED: "completed",
@@ -47,6 +48,12 @@ def _links(state: AppState, request: Request, wid: str) -> dict[str, str]:
         "events": f"{base}/v1/requests/{wid}/events",
         "temporal_ui": temporal.ui_link(state.settings.namespace_ui_url, wid, temporal.namespace()),
     }
+
+
+def request_id_for(principal: Principal, idempotency_key: str) -> str:
+    """The workflow id of a keyed request, scoped to the principal so two clients' keys never collide."""
+    scope = f"{principal.tenant}\x00{principal.id}\x00{idempotency_key}".encode()
+    return "req-" + hashlib.blake2b(scope, digest_size=16).hexdigest()
 
 
 def _fingerprint(principal: Principal, question: str, as_of: str) -> str:
@@ -101,10 +108,14 @@ async def _view(
         "tenant": memo.get("tenant", ""),
         "principal_id": memo.get("principal", ""),
         "question": memo.get("question", ""),
+        "as_of": date.fromisoformat(memo["as_of"]) if memo.get("as_of") else None,
     }
     if status == "running":
         try:
-            st: RequestStatus = await handle.query("status", result_type=RequestStatus)
+            # A query needs a worker; with none polling it would block for the server's default 30 s.
+            st: RequestStatus = await handle.query(
+                "status", result_type=RequestStatus, rpc_timeout=timedelta(seconds=QUERY_TIMEOUT_SECONDS)
+            )
         except Exception:
             # The first workflow task has not run yet: nothing to query, the request is queued.
             st = RequestStatus(stage=Stage.QUEUED)
@@ -163,13 +174,15 @@ async def create_request(
             hint="use 1-128 characters from A-Z a-z 0-9 . _ : -, e.g. a UUID",
         )
     as_of = body.as_of or datetime.now(UTC).date()
-    wid = "req-" + (idempotency_key or uuid.uuid4().hex)
-    fingerprint = _fingerprint(principal, question, as_of.isoformat())
+    wid = request_id_for(principal, idempotency_key) if idempotency_key else "req-" + uuid.uuid4().hex
+    # as_of as sent: a retry of a request that left it to the server stays the same request after midnight.
+    fingerprint = _fingerprint(principal, question, body.as_of.isoformat() if body.as_of else "")
     client = await state.temporal()
     memo = {
         "principal": principal.id,
         "tenant": principal.tenant,
         "question": question,
+        "as_of": as_of.isoformat(),
         "fingerprint": fingerprint,
     }
     try:
@@ -184,7 +197,8 @@ async def create_request(
             ),
             id=wid,
             task_queue=state.settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            # A finished request is never re-run under its key; one whose run failed may be retried.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             memo=memo,
             static_summary=f"{principal.id}: {question[:120]}",

@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from cli.replay import replay_history
+from docket.contracts import RequestInput, RequestResult
 from docket.db import AuditEventRow, RequestRecord, UsageRecord, table_of
 from tests.conftest import DEMO, Stack
 from tests.support.oracle import LedgerOracle, months_between
@@ -152,9 +155,72 @@ async def test_denial_names_the_missing_entitlement(stack: Stack) -> None:
 
 async def test_other_tenant_documents_never_leak(stack: Stack) -> None:
     body = await ask(stack, "ken", "What does the Meridian board memo say?", tenant="globex")
-    assert body["outcome"] != "answered" or all(c["doc_id"] != "doc-board-memo" for c in body["citations"])
-    assert all(not c["doc_id"].startswith("doc-board") for c in body["citations"])
+    # Ken (globex) may not see the Meridian memo, and his own tenant's unrelated memo is no answer either.
+    assert body["outcome"] == "clarification_required"
+    assert body["citations"] == []
     must_not_contain(body, "ken", "What does the Meridian board memo say?")
+
+
+def document_entities() -> dict[str, set[str]]:
+    """Entity tags of the demo documents, read from their front matter (independently of the product)."""
+    tags: dict[str, set[str]] = {}
+    for path in (DEMO / "documents").glob("*.md"):
+        head = path.read_text(encoding="utf-8").split("---")[1]
+        line = next(x for x in head.splitlines() if x.startswith("entities:"))
+        tags[path.stem] = set(json.loads(line.split(":", 1)[1]))
+    return tags
+
+
+@pytest.mark.parametrize(
+    "principal,question,secret",
+    [
+        ("carol", "What does the Germany close commentary say?", "Stuttgart"),
+        ("carol", "What do the close commentaries say?", "Stuttgart"),
+        ("dave", "What does the Japan close commentary say?", "doc-close-jp"),
+    ],
+)
+async def test_document_questions_respect_entitlements(
+    stack: Stack, principal: str, question: str, secret: str
+) -> None:
+    body = await ask(stack, principal, question)
+    readable = {"carol": {"MER-US", "MER-CA"}, "dave": {"MER-UK", "MER-DE", "MER-FR"}}[principal]
+    tags = document_entities()
+    for cite in body["citations"]:
+        assert tags[cite["doc_id"]] <= readable, f"{cite['doc_id']} is about {tags[cite['doc_id']]}"
+    assert secret not in json.dumps(body)
+
+
+async def test_prompt_injection_in_documents_never_reaches_the_answer(stack: Stack) -> None:
+    question = "What were professional fees for MER-US in June 2026?"
+    body = await ask(stack, "carol", question)
+    must_not_contain(body, "carol", question)
+    doc = await ask(stack, "alice", "What does the vendor onboarding note say?")
+    assert "IGNORE ALL PREVIOUS INSTRUCTIONS" not in json.dumps(doc)
+
+
+async def test_a_stage_that_fails_for_good_is_recorded_as_failed(stack: Stack) -> None:
+    # A principal who disappears between the gateway's check and the workflow: authorize fails non-retryably.
+    wid = f"req-ghost-{stack.task_queue}"
+    result = await stack.client.execute_workflow(
+        "RequestWorkflow",
+        RequestInput(
+            tenant="meridian",
+            principal_id="ghost",
+            question="What was revenue for MER-US last month?",
+            as_of=date(2026, 11, 21),
+        ),
+        id=wid,
+        task_queue=stack.task_queue,
+        result_type=RequestResult,
+    )
+    assert result.outcome == "failed"
+    assert any("not known" in lim for lim in result.limitations)
+    with stack.engine.connect() as conn:
+        t = table_of(AuditEventRow)
+        stages = [r.stage for r in conn.execute(select(t).where(t.c.workflow_id == wid).order_by(t.c.step))]
+    assert stages == ["classify", "authorize", "record"]
+    ok, message = await replay_history(await stack.client.get_workflow_handle(wid).fetch_history())
+    assert ok, message
 
 
 @pytest.mark.parametrize(
@@ -234,7 +300,8 @@ async def test_without_wait_returns_202_then_the_result(stack: Stack) -> None:
         json={"question": "What was revenue for MER-US last month?", "as_of": "2026-11-21"},
         headers=stack.auth("alice"),
     )
-    assert resp.status_code in (200, 202)
+    assert resp.status_code == 202  # wait=0: the gateway answers before the workflow can finish
+    assert resp.json()["status"] == "running" and resp.json()["as_of"] == "2026-11-21"
     wid = resp.json()["request_id"]
     assert resp.headers["location"].endswith(f"/v1/requests/{wid}")
     handle = stack.client.get_workflow_handle(wid)
@@ -260,10 +327,11 @@ async def test_idempotency_key_returns_the_same_request_and_starts_one_workflow(
     first = await stack.http.post("/v1/requests", params={"wait": 30}, json=payload, headers=headers)
     second = await stack.http.post("/v1/requests", params={"wait": 30}, json=payload, headers=headers)
     assert first.status_code == second.status_code == 200
-    assert first.json()["request_id"] == second.json()["request_id"] == f"req-{key}"
+    wid = first.json()["request_id"]
+    assert second.json()["request_id"] == wid and wid.startswith("req-")
     runs: list[Any] = []
     for _ in range(50):  # visibility is eventually consistent: wait until the run shows up
-        runs = [w async for w in stack.client.list_workflows(f"WorkflowId = 'req-{key}'")]
+        runs = [w async for w in stack.client.list_workflows(f"WorkflowId = '{wid}'")]
         if runs:
             break
         await asyncio.sleep(0.1)
@@ -272,7 +340,7 @@ async def test_idempotency_key_returns_the_same_request_and_starts_one_workflow(
         rows = conn.execute(
             select(func.count())
             .select_from(table_of(RequestRecord))
-            .where(table_of(RequestRecord).c.workflow_id == f"req-{key}")
+            .where(table_of(RequestRecord).c.workflow_id == wid)
         ).scalar()
     assert rows == 1
     # The same key for a different question is a conflict, not a silent reuse.
@@ -281,3 +349,8 @@ async def test_idempotency_key_returns_the_same_request_and_starts_one_workflow(
     )
     assert clash.status_code == 409
     assert clash.headers["content-type"].startswith("application/problem+json")
+    # Another principal's identical key is another request, not a conflict (keys are scoped per principal).
+    other = await stack.http.post(
+        "/v1/requests", params={"wait": 30}, json=payload, headers=stack.auth("bob") | {"Idempotency-Key": key}
+    )
+    assert other.status_code == 200 and other.json()["request_id"] != wid

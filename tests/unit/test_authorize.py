@@ -10,13 +10,13 @@ import pytest
 from activities.authorize.engine import (
     BUILTIN_POLICIES,
     Authorizer,
-    action_for,
     load_builtin_policies,
     parse_policies,
 )
 from activities.classify.rules import RuleClassifier
 from docket.catalog import Catalog
 from docket.contracts import Action, AuthorizeResult
+from docket.contracts import required_action as action_for
 from docket.db import Principal
 
 AS_OF = date(2026, 11, 21)

@@ -303,3 +303,34 @@ def test_whitespace_and_case_do_not_matter(classifier: RuleClassifier) -> None:
     b = classifier.classify("  what WAS   Revenue for mer-us\nlast month? ", AS_OF)
     assert a.slots == b.slots
     assert a.intent == b.intent
+
+
+@pytest.mark.parametrize(
+    ("question", "labels"),
+    [
+        ("What was revenue for MER-US from March to May 2026?", ["2026-03..2026-05"]),
+        ("What was revenue for MER-US for March, April and May 2026?", ["2026-03", "2026-04", "2026-05"]),
+        ("What was revenue for MER-US in the first half of 2026?", ["2026-H1"]),
+        ("What was revenue for MER-US in the second half of 2025?", ["2025-H2"]),
+    ],
+)
+def test_ranges_lists_and_halves(classifier: RuleClassifier, question: str, labels: list[str]) -> None:
+    result = classifier.classify(question, AS_OF)
+    assert [p.label for p in result.slots.periods] == labels
+    assert not result.clarifications
+
+
+def test_an_unreadable_date_asks_instead_of_answering_another_period(classifier: RuleClassifier) -> None:
+    result = classifier.classify("What was revenue for MER-US on 2026-13-01?", AS_OF)
+    assert any("2026-13-01" in c for c in result.clarifications)
+
+
+def test_exclusions_and_ampersands(classifier: RuleClassifier) -> None:
+    excl = classifier.classify("What were operating costs excluding payroll for MER-CA in May 2026?", AS_OF)
+    assert excl.slots.accounts == ["5"] and excl.slots.exclude_accounts == ["5.1"]
+    amp = classifier.classify("What was sales & marketing spend for MER-UK in June 2026?", AS_OF)
+    assert amp.slots.accounts == ["5.3"]
+
+
+def test_document_question_naming_an_account(classifier: RuleClassifier) -> None:
+    assert classifier.classify("What does the travel policy say?", AS_OF).intent.value == "document_question"

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from activities.llm.engine import TEMPLATE_MODEL, period_name, render_template_answer, ungrounded_numbers
-from docket.contracts import Fact, GenerateInput, Intent, MaskedComponent, MissingData, Passage
+from docket.contracts import Fact, GenerateInput, GenerateResult, Intent, MaskedComponent, MissingData, Passage
 from prompts import registry
 from tests.support.oracle import LedgerOracle, months_between
 
@@ -226,3 +226,43 @@ def test_templates_refuse_missing_variables() -> None:
 
     with pytest.raises(UndefinedError):
         registry.get("answer", 1).render(question="q")
+
+
+@pytest.mark.parametrize("answer", ["Payroll was 3 million USD.", "Costs rose 25% in May.", "About 12 million."])
+def test_small_numbers_with_a_scale_are_checked(answer: str) -> None:
+    fact = Fact(
+        label="revenue MER-US 2026-10",
+        value=11765834,
+        unit="USD",
+        entity="MER-US",
+        account="4",
+        period="2026-10",
+        source="ledger",
+    )
+    assert ungrounded_numbers(answer, [fact])
+
+
+async def test_model_rejecting_the_request_falls_back_to_the_template() -> None:
+    from activities.llm.activity import GenerateActivities
+    from docket.errors import ModelBadRequestError
+
+    class Rejecting:
+        name = "openai"
+
+        async def generate(self, data: GenerateInput) -> GenerateResult:
+            raise ModelBadRequestError("401 invalid api key")
+
+    fact = Fact(
+        label="revenue MER-US 2026-10",
+        value=11765834,
+        unit="USD",
+        entity="MER-US",
+        account="4",
+        period="2026-10",
+        source="ledger",
+    )
+    result = await GenerateActivities(Rejecting()).generate_answer(
+        GenerateInput(question="q", intent=Intent.METRIC_LOOKUP, facts=[fact])
+    )
+    assert result.generator == "template" and "11,765,834" in result.answer
+    assert any("invalid api key" in lim for lim in result.limitations)

@@ -8,12 +8,13 @@ from datetime import date
 import pytest
 from sqlalchemy import Engine
 
-from activities.authorize.engine import Authorizer, action_for
+from activities.authorize.engine import Authorizer
 from activities.classify.rules import RuleClassifier
 from activities.data.engine import run_task
 from activities.plan.engine import plan, task_id
 from docket.catalog import Catalog, load_catalog
 from docket.contracts import DataTask, LedgerQueryResult, PeriodRef, Plan
+from docket.contracts import required_action as action_for
 from docket.db import Principal
 from docket.errors import InvalidTaskError
 from tests.support.oracle import LedgerOracle, months_between

@@ -11,13 +11,14 @@ from qdrant_client import models
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from activities.authorize.engine import Authorizer, action_for
+from activities.authorize.engine import Authorizer
 from activities.classify.rules import RuleClassifier
 from activities.plan.engine import plan
 from activities.retrieve.engine import COLLECTION, SNIPPET_CHARS, DocumentIndex, chunk_text, sync_index
 from docket import ingest
 from docket.catalog import Catalog
 from docket.contracts import RetrievalQuery
+from docket.contracts import required_action as action_for
 from docket.db import Document, Principal
 from docket.errors import TenantFilterMissingError
 
