@@ -78,8 +78,12 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     handle = Up(proc, env, ports, log)
     yield handle
     if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def test_up_prints_the_urls(up: Up) -> None:
@@ -147,6 +151,34 @@ def test_second_up_says_one_is_running(up: Up) -> None:
     second = up.docket("up", timeout=60)
     assert second.returncode == 1
     assert "already running" in second.stderr
+
+
+def test_children_die_with_a_killed_up(tmp_path: Path) -> None:
+    """Even SIGKILL of `docket up` (no chance to clean up) must not leave a dev server holding the ports."""
+    ports = {"temporal": free_port(), "ui": free_port(), "api": free_port()}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKET_", "TEMPORAL_", "OPENAI_", "DATABASE_"))}
+    env |= {
+        "DOCKET_DATA_DIR": str(tmp_path / "data"),
+        "DOCKET_DEMO_DATA": str(DEMO),
+        "DOCKET_API_PORT": str(ports["api"]),
+        "DOCKET_NAMESPACE_UI_URL": f"http://localhost:{ports['ui']}",
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
+    }
+    log = tmp_path / "up.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "up"], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 120
+    while "Docket is up." not in log.read_text() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    assert "Docket is up." in log.read_text(), log.read_text()
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while any(port_open(p) for p in ports.values()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(port_open(p) for p in ports.values())
 
 
 def test_ctrl_c_stops_every_child(up: Up) -> None:
