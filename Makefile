@@ -31,6 +31,7 @@ test: lint typecheck pytest
 
 bench: install
 	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.classifier
 
 clean:
 	rm -rf $(VENV) .docket .mypy_cache .ruff_cache .pytest_cache

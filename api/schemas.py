@@ -6,7 +6,7 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from docket.contracts import Outcome, RequestResult, Stage
+from docket.contracts import ClassificationView, Complexity, Intent, Outcome, RequestResult, Stage
 
 
 class RequestCreate(BaseModel):
@@ -32,8 +32,27 @@ class RequestView(RequestResult):
     principal_id: str = ""
     question: str = ""
     as_of: dt.date | None = None  # type: ignore[assignment]
+    awaiting_confirmation: ClassificationView | None = None
 
 
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+class ConfirmRequest(BaseModel):
+    """Accept what Docket understood (`{"accept": true}`), correct it, or reject it (`{"accept": false}`)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"accept": True}, {"accept": True, "entities": ["MER-DE"], "periods": ["2026-03"]}]
+        },
+    )
+
+    accept: bool = True
+    intent: Intent | None = None
+    complexity: Complexity | None = None
+    entities: list[str] | None = Field(default=None, max_length=50)
+    periods: list[str] | None = Field(default=None, max_length=24)
+    note: str = Field(default="", max_length=500)

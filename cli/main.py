@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 
+from cli.classifier import eval_app, train_app
 from docket import db, ingest, tokens
 from docket.catalog import load_principal
 from docket.settings import Settings, load_settings
@@ -130,6 +131,20 @@ def _fmt_value(value: float | int, unit: str) -> str:
 
 
 def render_result(view: dict[str, Any]) -> str:
+    pending = view.get("awaiting_confirmation")
+    if pending:
+        slots = pending["slots"]
+        return "\n".join(
+            [
+                "status:     waiting for your confirmation",
+                f"understood: {pending['intent']} ({pending['complexity']}), decided by {pending['method']}, "
+                f"confidence {pending['confidence']:.2f}",
+                f"metrics:    {', '.join(slots['metrics'] + slots.get('derived', [])) or '-'}",
+                f"entities:   {', '.join(slots['entities']) or '-'}",
+                f"periods:    {', '.join(p['label'] for p in slots['periods']) or '-'}",
+                f"request:    {view.get('request_id')}",
+            ]
+        )
     lines = [f"outcome:    {view.get('outcome') or view.get('status')}"]
     conf = view.get("confidence")
     if conf:
@@ -211,10 +226,49 @@ def ask(
         )
     view = resp.json()
     echo(json.dumps(view, indent=2) if as_json else render_result(view))
+    if resp.status_code == 202 and view.get("awaiting_confirmation"):
+        raise fail(
+            "Docket is not sure it understood the question and waits for your confirmation",
+            f"`docket confirm {view['request_id']} --as {as_}` (or --reject, or correct with --entities/--periods)",
+            4,
+        )
     if resp.status_code == 202:
         raise fail("the request is still running", f"check later: GET {view['links']['self']}", 3)
     if view.get("outcome") == "failed":
         raise typer.Exit(1)
+
+
+@app.command()
+def confirm(
+    request_id: Annotated[str, typer.Argument(help="the request waiting for confirmation")],
+    as_: Annotated[str, typer.Option("--as", help="the principal who asked")],
+    reject: Annotated[bool, typer.Option(help="say the reading is wrong (ends as clarification)")] = False,
+    entities: Annotated[str | None, typer.Option(help="corrected entities, comma-separated, e.g. MER-DE")] = None,
+    periods: Annotated[str | None, typer.Option(help="corrected periods, e.g. 2026-03,2026-Q2")] = None,
+    url: Annotated[str | None, typer.Option(help="API base URL")] = None,
+) -> None:
+    """Confirm (or correct, or reject) what Docket understood of a waiting request, then print the result."""
+    settings = _settings()
+    base = (url or settings.api_url).rstrip("/")
+    headers = {"Authorization": f"Bearer {_mint(settings, as_)}"}
+    body: dict[str, Any] = {"accept": not reject}
+    if entities:
+        body["entities"] = [e.strip() for e in entities.split(",") if e.strip()]
+    if periods:
+        body["periods"] = [p.strip() for p in periods.split(",") if p.strip()]
+    try:
+        with httpx.Client(timeout=70) as http:
+            resp = http.post(f"{base}/v1/requests/{request_id}/confirm", json=body, headers=headers)
+            deadline = time.monotonic() + 60
+            while resp.status_code < 400 and resp.json().get("status") == "running" and time.monotonic() < deadline:
+                time.sleep(0.3)
+                resp = http.get(f"{base}/v1/requests/{request_id}", headers=headers)
+    except httpx.ConnectError as exc:
+        raise fail(f"cannot reach the Docket API at {base}", "start it with `docket up` (or pass --url)") from exc
+    if resp.status_code >= 400:
+        problem = resp.json() if resp.headers.get("content-type", "").startswith("application/") else {}
+        raise fail(f"{resp.status_code} {problem.get('title', resp.text[:200])}", problem.get("hint", ""), 2)
+    echo(render_result(resp.json()))
 
 
 # ---------------------------------------------------------------- ingest
@@ -299,6 +353,10 @@ def doctor() -> None:
     from cli.doctor import run_doctor
 
     raise typer.Exit(asyncio.run(run_doctor(_settings())))
+
+
+app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
 
 
 def main() -> None:

@@ -7,11 +7,12 @@ travel as ids and short snippets.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TASK_QUEUE = "docket"
 
@@ -54,6 +55,7 @@ class Outcome(StrEnum):
 class Stage(StrEnum):
     QUEUED = "queued"
     CLASSIFY = "classify"
+    CONFIRM = "confirm"
     AUTHORIZE = "authorize"
     PLAN = "plan"
     GATHER = "gather"
@@ -81,6 +83,8 @@ class RequestInput(Contract):
     question: str
     as_of: date
     submitted_at: datetime | None = None
+    # How long to wait for a person to confirm an uncertain reading before asking them to rephrase instead.
+    confirm_timeout_seconds: int = 900
 
 
 class PeriodRef(Contract):
@@ -89,6 +93,14 @@ class PeriodRef(Contract):
     label: str
     months: list[str]
     relative: bool = False
+
+
+class Shock(Contract):
+    """A what-if change to an account: "materials cost rises 10%" → account 5.2.1, +10.0."""
+
+    account: str
+    label: str
+    change_pct: float
 
 
 class Slots(Contract):
@@ -101,6 +113,12 @@ class Slots(Contract):
     regions: list[str] = Field(default_factory=list)
     periods: list[PeriodRef] = Field(default_factory=list)
     exclude_accounts: list[str] = Field(default_factory=list)
+    # Derived metrics computed from accounts: gross_profit, gross_margin_pct, operating_income.
+    derived: list[str] = Field(default_factory=list)
+    # What a comparison or growth runs across: "entity" or "period" ("" when nothing is compared).
+    comparison_axis: str = ""
+    growth_basis: str = ""  # yoy / mom / qoq
+    shocks: list[Shock] = Field(default_factory=list)
 
 
 def required_action(classification: ClassifyResult) -> Action:
@@ -132,12 +150,18 @@ class ClassifyResult(Contract):
 
     intent: Intent
     complexity: Complexity
-    method: Literal["rule", "ml", "llm"] = "rule"
+    # "fallback": the LLM layer was needed but unavailable or failed; conservative result, needs confirmation.
+    method: Literal["rule", "ml", "llm", "fallback"] = "rule"
     confidence: float
     slots: Slots
     explanations: list[str] = Field(default_factory=list)
     clarifications: list[str] = Field(default_factory=list)
     classifier_version: str = ""
+    # Set when a person must confirm what Docket understood before it runs (LLM-decided or low confidence).
+    needs_confirmation: bool = False
+    model_version: str = ""
+    # Each layer's own confidence in its answer, for audit and evaluation.
+    layer_confidence: dict[str, float] = Field(default_factory=dict)
 
 
 class MaskedComponent(Contract):
@@ -366,6 +390,8 @@ class ClassificationView(Contract):
     method: str
     confidence: float
     slots: Slots
+    # classifier version, including the trained model's (e.g. "rules-1+intent-lr-7ee0ee78fb28")
+    version: str = ""
 
 
 class AuthorizationView(Contract):
@@ -410,6 +436,70 @@ class RequestStatus(Contract):
 
     stage: Stage
     timings: dict[str, int] = Field(default_factory=dict)
+    # While waiting in the confirm stage: what Docket understood and what it is unsure of.
+    awaiting_confirmation: ClassificationView | None = None
+
+
+PERIOD_LABEL = re.compile(r"^(\d{4})(?:-(0[1-9]|1[0-2])|-Q([1-4])|-H([12]))?$")
+
+
+def period_from_label(label: str) -> PeriodRef:
+    """'2026-03', '2026-Q2', '2026-H1' or '2026' as a PeriodRef; ValueError for anything else."""
+    m = PERIOD_LABEL.match(label.strip())
+    if not m:
+        raise ValueError(f"period {label!r} is not YYYY-MM, YYYY-Qn, YYYY-Hn or YYYY")
+    year = int(m.group(1))
+    if m.group(2):
+        first = last = int(m.group(2))
+    elif m.group(3):
+        first, last = int(m.group(3)) * 3 - 2, int(m.group(3)) * 3
+    elif m.group(4):
+        first, last = int(m.group(4)) * 6 - 5, int(m.group(4)) * 6
+    else:
+        first, last = 1, 12
+    return PeriodRef(label=label.strip(), months=[f"{year:04d}-{mm:02d}" for mm in range(first, last + 1)])
+
+
+ENTITY_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class ConfirmInput(Contract):
+    """The `confirm` update: accept what Docket understood, or correct it. Omitted fields stay as understood."""
+
+    accept: bool = True
+    intent: Intent | None = None
+    complexity: Complexity | None = None
+    entities: list[str] | None = None
+    periods: list[str] | None = None
+    note: str = ""
+
+    @field_validator("entities")
+    @classmethod
+    def _entities(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("entities, when given, must name at least one entity")
+            bad = [e for e in value if not ENTITY_CODE.match(e)]
+            if bad:
+                raise ValueError(f"not entity codes: {bad}")
+        return value
+
+    @field_validator("periods")
+    @classmethod
+    def _periods(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("periods, when given, must name at least one period")
+            for label in value:
+                period_from_label(label)
+        return value
+
+
+class ConfirmResult(Contract):
+    """What the workflow will now run with."""
+
+    accepted: bool
+    classification: ClassificationView
 
 
 class AuditEvent(Contract):

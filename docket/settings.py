@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     model: str = ""
     model_timeout_seconds: float = 30.0
     demo_data: Path = Path("examples/meridian")
+    # Classification: below this confidence (or when a language model decided) a person confirms first.
+    confirm_below: float = 0.80
+    confirm_timeout_seconds: int = 900
+    classifier_model: Path | None = None  # default: the artifact shipped in activities/classify/artifacts/
 
     @property
     def db_url(self) -> str:

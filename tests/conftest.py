@@ -18,6 +18,7 @@ from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.classify.model import IntentModel
 from activities.llm.engine import TemplateGenerator
 from activities.retrieve.engine import DocumentIndex, sync_index
 from docket import db, ingest, tokens
@@ -116,7 +117,7 @@ async def start_stack(env: WorkflowEnvironment, db_url: str, engine: Engine, tmp
     settings = Settings(task_queue=task_queue, database_url=db_url, data_dir=tmp)
     index = DocumentIndex.open()
     sync_index(engine, index)
-    components = Components(engine=engine, index=index, generator=TemplateGenerator())
+    components = Components(engine=engine, index=index, generator=TemplateGenerator(), intent_model=IntentModel.load())
     worker = make_worker(env.client, task_queue, components.activities())
     app = create_app(settings, engine=engine, client=env.client)
     async with worker, app.router.lifespan_context(app):

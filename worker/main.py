@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from activities.classify.model import DEFAULT_MODEL, IntentModel
 from openai import AsyncOpenAI
 from sqlalchemy import Engine
 from temporalio.client import Client
@@ -17,6 +18,8 @@ from temporalio.worker import Worker
 from activities.audit.activity import RecordActivities
 from activities.authorize.activity import AuthorizeActivities
 from activities.classify.activity import ClassifyActivities
+from activities.classify.hybrid import LLMLayer, Thresholds
+from activities.classify.llm import OpenAIClassifier
 from activities.confidence.activity import ScoreActivities
 from activities.data.activity import DataActivities
 from activities.llm.activity import GenerateActivities
@@ -46,16 +49,37 @@ def build_generator(settings: Settings) -> Generator:
     return TemplateGenerator()
 
 
+def build_classifier_layers(settings: Settings) -> tuple[IntentModel | None, LLMLayer | None, Thresholds]:
+    """The trained model (shipped artifact, or DOCKET_CLASSIFIER_MODEL) and, with a model endpoint, the LLM layer."""
+    path = settings.classifier_model or DEFAULT_MODEL
+    model = IntentModel.load(path) if path.is_file() else None
+    if model is None:
+        log.warning("no classifier model at %s: rules decide, ambiguous requests go to confirmation", path)
+    llm: LLMLayer | None = None
+    if settings.model_configured:
+        client = AsyncOpenAI(
+            base_url=settings.openai_base_url or None,
+            api_key=settings.openai_api_key or "not-needed",
+            max_retries=0,
+            timeout=settings.model_timeout_seconds,
+        )
+        llm = OpenAIClassifier(client=client, model=settings.model or "gpt-4o-mini")
+    return model, llm, Thresholds(confirm=settings.confirm_below)
+
+
 @dataclass
 class Components:
     engine: Engine
     index: DocumentIndex
     generator: Generator
+    intent_model: IntentModel | None = None
+    llm: LLMLayer | None = None
+    thresholds: Thresholds | None = None
 
     def activities(self) -> list[Any]:
         retrieve = RetrieveActivities(self.engine, self.index)
         return [
-            ClassifyActivities(self.engine).classify_request,
+            ClassifyActivities(self.engine, self.intent_model, self.llm, self.thresholds).classify_request,
             AuthorizeActivities(self.engine).authorize_request,
             PlanActivities(self.engine).plan_request,
             DataActivities(self.engine).ledger_query,
@@ -75,7 +99,15 @@ def build_components(settings: Settings) -> Components:
     docs, chunks = sync_index(engine, index)
     if docs:
         log.info("indexed %d documents (%d chunks) at startup", docs, chunks)
-    return Components(engine=engine, index=index, generator=build_generator(settings))
+    model, llm, thresholds = build_classifier_layers(settings)
+    return Components(
+        engine=engine,
+        index=index,
+        generator=build_generator(settings),
+        intent_model=model,
+        llm=llm,
+        thresholds=thresholds,
+    )
 
 
 def make_worker(client: Client, task_queue: str, activities: Sequence[Any], **kwargs: Any) -> Worker:

@@ -27,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
         ClassificationView,
         ClassifyInput,
         ClassifyResult,
+        ConfirmInput,
+        ConfirmResult,
         Fact,
         GenerateInput,
         GenerateResult,
@@ -47,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         ScoreInput,
         ScoreResult,
         Stage,
+        period_from_label,
         required_action,
     )
 
@@ -66,6 +69,59 @@ async def _no_retrieval() -> RetrieveResult:
     return RetrieveResult()
 
 
+def _view(c: ClassifyResult) -> ClassificationView:
+    return ClassificationView(
+        intent=c.intent,
+        complexity=c.complexity,
+        method=c.method,
+        confidence=c.confidence,
+        slots=c.slots,
+        version=c.classifier_version,
+    )
+
+
+def _apply(c: ClassifyResult, data: ConfirmInput) -> ClassifyResult:
+    """The reading after a person's confirmation: their corrections win, and a confirmed reading is certain."""
+    slots = c.slots.model_copy(deep=True)
+    if data.entities is not None:
+        slots.entities = list(data.entities)
+        slots.entity_scope = "explicit"
+    if data.periods is not None:
+        slots.periods = [period_from_label(p) for p in data.periods]
+    return c.model_copy(
+        update={
+            "intent": data.intent or c.intent,
+            "complexity": data.complexity or c.complexity,
+            "slots": slots,
+            "confidence": 1.0,
+            "needs_confirmation": False,
+            "explanations": [
+                *c.explanations,
+                "confirmed by the asker"
+                + (" with corrections" if data.intent or data.complexity or data.entities or data.periods else ""),
+            ],
+        }
+    )
+
+
+def _uncertainty(c: ClassifyResult) -> str:
+    who = {"llm": "a language model", "fallback": "no layer", "ml": "the trained model"}.get(c.method, "the rules")
+    return f"{who} read it as {c.intent.value.replace('_', ' ')} with confidence {c.confidence:.2f}"
+
+
+def _rephrasings(c: ClassifyResult) -> list[str]:
+    """Concrete questions Docket can answer with certainty, built from what it did understand."""
+    metric = (c.slots.metrics or c.slots.derived or ["revenue"])[0].replace("_", " ")
+    entities = c.slots.entities[:3] or ["MER-US"]
+    period = c.slots.periods[0].label if c.slots.periods else "last month"
+    return [
+        f'Try one of: "What was {metric} for {entities[0]} in {period}?"',
+        f'"Compare {metric} across {", ".join(entities)} for {period}"'
+        if len(entities) > 1
+        else f'"What is the yoy growth of {metric} for {entities[0]} in {period}?"',
+    ]
+
+
 @workflow.defn(name=names.REQUEST_WORKFLOW)
 class RequestWorkflow:
     """One governed question, end to end."""
@@ -74,6 +130,8 @@ class RequestWorkflow:
         self._stage = Stage.QUEUED
         self._timings: dict[str, int] = {}
         self._stage_started = workflow.now()
+        self._pending: ClassifyResult | None = None
+        self._confirmation: ConfirmInput | None = None
 
     def _enter(self, stage: Stage) -> None:
         now = workflow.now()
@@ -85,7 +143,23 @@ class RequestWorkflow:
     @workflow.query(name="status")
     def status(self) -> RequestStatus:
         """Current stage and the milliseconds spent in each finished stage."""
-        return RequestStatus(stage=self._stage, timings=dict(self._timings))
+        pending = _view(self._pending) if self._stage == Stage.CONFIRM and self._pending else None
+        return RequestStatus(stage=self._stage, timings=dict(self._timings), awaiting_confirmation=pending)
+
+    @workflow.update(name="confirm")
+    async def confirm(self, data: ConfirmInput) -> ConfirmResult:
+        """A person accepts or corrects what Docket understood; the request then runs with that reading."""
+        assert self._pending is not None  # the validator admits updates only while a reading is pending
+        self._confirmation = data
+        return ConfirmResult(accepted=data.accept, classification=_view(_apply(self._pending, data)))
+
+    @confirm.validator
+    def _validate_confirm(self, data: ConfirmInput) -> None:
+        # Rejected updates never reach history: only one answer, and only while the request is waiting for one.
+        if self._stage != Stage.CONFIRM or self._pending is None:
+            raise ValueError(f"request is not waiting for confirmation (stage: {self._stage.value})")
+        if self._confirmation is not None:
+            raise ValueError("request was already confirmed")
 
     @workflow.run
     async def run(self, req: RequestInput) -> RequestResult:
@@ -145,16 +219,11 @@ class RequestWorkflow:
             names.CLASSIFY,
             ClassifyInput(tenant=req.tenant, question=req.question, as_of=req.as_of),
             result_type=ClassifyResult,
-            start_to_close_timeout=FAST,
+            # Rules and the model take milliseconds; the LLM layer, for the rare ambiguous request, may take long.
+            start_to_close_timeout=timedelta(seconds=60),
             retry_policy=FAST_RETRY,
         )
-        base.classification = ClassificationView(
-            intent=cls.intent,
-            complexity=cls.complexity,
-            method=cls.method,
-            confidence=cls.confidence,
-            slots=cls.slots,
-        )
+        base.classification = _view(cls)
         audit(
             Stage.CLASSIFY,
             cls.intent.value,
@@ -168,6 +237,38 @@ class RequestWorkflow:
             base.clarifying_questions = list(cls.clarifications)
             base.answer = "I need more detail before I can answer: " + " ".join(cls.clarifications)
             return await self._finish(wid, base, events)
+
+        # 1b confirm: an uncertain reading (LLM-decided, fallback or low confidence) waits for a person.
+        if cls.needs_confirmation:
+            self._pending = cls
+            self._enter(Stage.CONFIRM)
+            try:
+                await workflow.wait_condition(
+                    lambda: self._confirmation is not None,
+                    timeout=timedelta(seconds=req.confirm_timeout_seconds),
+                    timeout_summary="waiting for confirmation",
+                )
+            except TimeoutError:
+                audit(Stage.CONFIRM, "timeout", waited_seconds=req.confirm_timeout_seconds)
+                base.outcome = Outcome.CLARIFICATION_REQUIRED
+                base.clarifying_questions = _rephrasings(cls)
+                base.answer = (
+                    f"I was not sure I understood this question ({_uncertainty(cls)}) and nobody confirmed my "
+                    "reading in time. " + " ".join(base.clarifying_questions)
+                )
+                return await self._finish(wid, base, events)
+            confirmation = self._confirmation
+            assert confirmation is not None
+            if not confirmation.accept:
+                audit(Stage.CONFIRM, "rejected", note=confirmation.note[:200])
+                base.outcome = Outcome.CLARIFICATION_REQUIRED
+                base.clarifying_questions = _rephrasings(cls)
+                base.answer = "You did not confirm my reading of the question. " + " ".join(base.clarifying_questions)
+                return await self._finish(wid, base, events)
+            cls = _apply(cls, confirmation)
+            corrected = [k for k in ("intent", "complexity", "entities", "periods") if getattr(confirmation, k)]
+            audit(Stage.CONFIRM, "corrected" if corrected else "accepted", corrected=corrected)
+            base.classification = _view(cls)
 
         # 2 authorize
         self._enter(Stage.AUTHORIZE)

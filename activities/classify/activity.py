@@ -1,4 +1,4 @@
-"""classify_request: rules over the tenant catalog (layer 1; the trained model and LLM layers come later)."""
+"""classify_request: the hybrid classifier (rules → trained model → LLM) over the tenant catalog."""
 
 from __future__ import annotations
 
@@ -6,27 +6,42 @@ from sqlalchemy import Engine
 from temporalio import activity
 
 from activities import names
-from activities.classify.rules import RuleClassifier
-from activities.errors import run_engine
-from docket.catalog import load_catalog
+from activities.classify.hybrid import HybridClassifier, LLMLayer, Thresholds
+from activities.classify.model import IntentModel
+from activities.errors import to_application_error
+from docket.catalog import Catalog, load_catalog
 from docket.contracts import ClassifyInput, ClassifyResult
-from docket.errors import CatalogEmptyError
+from docket.errors import CatalogEmptyError, DocketError
 
 
 class ClassifyActivities:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        model: IntentModel | None = None,
+        llm: LLMLayer | None = None,
+        thresholds: Thresholds | None = None,
+    ) -> None:
         self.engine = engine
+        self.model = model
+        self.llm = llm
+        self.thresholds = thresholds
 
-    def _classify(self, data: ClassifyInput) -> ClassifyResult:
-        catalog = load_catalog(self.engine, data.tenant)
+    def _catalog(self, tenant: str) -> Catalog:
+        catalog = load_catalog(self.engine, tenant)
         if not catalog.entities or not catalog.accounts:
             raise CatalogEmptyError(
-                f"tenant {data.tenant!r} has no entities or accounts loaded",
+                f"tenant {tenant!r} has no entities or accounts loaded",
                 hint="load a ledger with `docket ingest ledger PATH`",
             )
-        return RuleClassifier(catalog).classify(data.question, data.as_of)
+        return catalog
 
     @activity.defn(name=names.CLASSIFY)
     async def classify_request(self, data: ClassifyInput) -> ClassifyResult:
-        """Classify a question: intent, complexity, slots, confidence."""
-        return await run_engine(self._classify, data)
+        """Classify a question: intent, complexity, slots, confidence, and whether a person must confirm."""
+        try:
+            catalog = self._catalog(data.tenant)
+            hybrid = HybridClassifier(catalog, self.model, self.llm, self.thresholds)
+            return await hybrid.classify(data.question, data.as_of)
+        except DocketError as exc:
+            raise to_application_error(exc) from exc

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import date
 
 from docket.catalog import Catalog
-from docket.contracts import ClassifyResult, Complexity, Intent, PeriodRef, Slots
+from docket.contracts import ClassifyResult, Complexity, Intent, PeriodRef, Shock, Slots
 
-CLASSIFIER_VERSION = "rules-1"
+CLASSIFIER_VERSION = "rules-2"
 
 # Abbreviations and synonyms that point at a catalog account name (looked up by name, so a tenant whose chart
 # lacks the account simply gets no match).
@@ -38,7 +38,7 @@ ACCOUNT_ALIASES: dict[str, str] = {
     "rent": "rent and facilities",
     "facilities": "rent and facilities",
     "travel": "travel and entertainment",
-    "t&e": "travel and entertainment",
+    "t and e": "travel and entertainment",  # "&" is read as "and" before matching
     "software": "software and it",
     "it costs": "software and it",
     "legal fees": "professional fees",
@@ -104,18 +104,54 @@ INTENT_CUES: list[tuple[Intent, str]] = [
     (Intent.VARIANCE_EXPLANATION, r"\bwhy\b|\bvariance\b|\bexplain\b|\bdrove\b|\bdrivers?\b"),
     (
         Intent.GROWTH,
-        r"\bgrowth\b|\byoy\b|\by/y\b|\byear[- ]over[- ]year\b|\bmom\b|\bmonth[- ]over[- ]month\b"
-        r"|\bqoq\b|\bquarter[- ]over[- ]quarter\b|\bgrew\b",
+        r"\bgrowth\b|\byoy\b|\by/y\b|\byear[- ](?:over|on)[- ]year\b|\bmonth[- ](?:over|on)[- ]month\b"
+        r"|\bqoq\b|\bquarter[- ](?:over|on)[- ]quarter\b|\bgrew\b",
     ),
-    (Intent.TREND, r"\btrend\b|\btrajectory\b|\bover the (?:last|past)\b"),
+    (Intent.TREND, r"\btrend(?:s|ed|ing)?\b|\btrajectory\b|\bover the (?:last|past)\b"),
     (
         Intent.COMPARISON,
-        r"\bcompare\b|\bcomparison\b|\bvs\.?\b|\bversus\b|\bacross\b|\bby entity\b|\beach entity\b|\bbreak ?down\b",
+        r"\bcompar(?:e|ed|es|ing|ison)\b|\bvs\.?\b|\bversus\b|\bacross\b|\bby entity\b|\beach entity\b|\bbreak ?down\b",
     ),
 ]
+# Attempts to talk the system out of its rules are not finance questions, whatever metric they name.
+OVERRIDE_CUES = (
+    r"\bignore (?:all |any |the )?(?:previous|prior|above|earlier|your) (?:instructions|rules)\b|\bbypass\b"
+    r"|\bnew instructions\b|\bwithout (?:any )?restrictions\b|\bpretend (?:you are|to be)\b|\bjailbreak\b"
+    r"|\bsystem administrator\b|\byou are now\b|\bdisregard (?:the |all )?(?:rules|policies|instructions)\b"
+)
 DOCUMENT_CUES = (
     r"\bmemo\b|\bpolicy\b|\bdocument\b|\bcommentary\b|\bsay\b|\bsays\b|\baccording to\b|\bexplain\b|\bcalendar\b"
 )
+
+
+SHOCK_UP = ["rises", "rise", "increases", "increase", "goes up", "go up", "grows", "grow", "climbs", "jumps"]
+SHOCK_DOWN = ["falls", "fall", "decreases", "decrease", "goes down", "go down", "drops", "drop", "declines", "shrinks"]
+DERIVED_METRICS = {
+    "gross profit": "gross_profit",
+    "gross margin": "gross_margin_pct",
+    "gross margin %": "gross_margin_pct",
+    "gross margin percentage": "gross_margin_pct",
+    "gm%": "gross_margin_pct",
+    "operating income": "operating_income",
+    "operating profit": "operating_income",
+    "ebit": "operating_income",
+}
+GROWTH_BASIS = [
+    ("yoy", r"\byoy\b|\by/y\b|\byear[- ](?:over|on)[- ]year\b|\bvs\.? (?:the )?(?:same month )?last year\b"),
+    ("qoq", r"\bqoq\b|\bquarter[- ](?:over|on)[- ]quarter\b"),
+    ("mom", r"\bmonth[- ](?:over|on)[- ]month\b"),
+]
+
+
+@dataclass
+class Extraction:
+    """The deterministic part of classification: slots, cue words, unread dates, and the trail of matches."""
+
+    text: str
+    slots: Slots
+    cues: list[Intent]
+    unread: list[str]
+    explanations: list[str]
 
 
 @dataclass
@@ -195,8 +231,10 @@ class RuleClassifier:
         found.sort(key=lambda f: f[1].start)
         return found
 
-    def _accounts(self, text: str, why: list[str]) -> tuple[list[str], list[str], list[str]]:
-        taken: list[_Span] = []
+    def _accounts(
+        self, text: str, why: list[str], taken: list[_Span] | None = None
+    ) -> tuple[list[str], list[str], list[str]]:
+        taken = list(taken or [])
         codes: list[str] = []
         labels: list[str] = []
         for m in re.finditer(r"\baccount (\d+(?:\.\d+)*)\b", text):
@@ -359,7 +397,7 @@ class RuleClassifier:
             qn = int(m.group(1))
             year = (
                 as_of.year
-                if _month_label(as_of.year, qn * 3 - 2) < _month_label(as_of.year, as_of.month)
+                if _month_label(as_of.year, qn * 3) < _month_label(as_of.year, as_of.month)
                 else as_of.year - 1
             )
             add(
@@ -404,14 +442,60 @@ class RuleClassifier:
 
     # ------------------------------------------------------------------ classify
 
-    def classify(self, question: str, as_of: date) -> ClassifyResult:
+    def _shocks(self, text: str, why: list[str]) -> tuple[list[Shock], list[_Span]]:
+        """What-if changes: "<account> (cost) rises|falls|… (by) N%"."""
+        shocks: list[Shock] = []
+        spans: list[_Span] = []
+        phrases = "|".join(re.escape(p) for p in sorted(self.account_phrases, key=len, reverse=True))
+        pattern = (
+            rf"(?<![\w-])({phrases})(?:\s+(?:costs?|prices?|spend|expenses?))?\s+(?:were\s+to\s+|would\s+)?"
+            rf"({'|'.join(SHOCK_UP + SHOCK_DOWN)})\s+(?:by\s+)?(\d+(?:\.\d+)?)\s*(?:%|percent|per cent)"
+        )
+        for m in re.finditer(pattern, text):
+            code, label = self.account_phrases[m.group(1)]
+            sign = -1.0 if m.group(2) in SHOCK_DOWN else 1.0
+            shocks.append(Shock(account=code, label=label, change_pct=sign * float(m.group(3))))
+            spans.append(_Span(m.start(1), m.end(1)))
+            why.append(f"'{m.group(0)}' → shock {label} {sign * float(m.group(3)):+g}%")
+        return shocks, spans
+
+    def _derived(self, text: str, why: list[str]) -> tuple[list[str], list[_Span]]:
+        derived: list[str] = []
+        spans: list[_Span] = []
+        for phrase in sorted(DERIVED_METRICS, key=len, reverse=True):
+            for m in re.finditer(r"(?<![\w-])" + re.escape(phrase) + r"(?![\w-])", text):
+                span = _Span(m.start(), m.end())
+                if any(span.overlaps(t) for t in spans):
+                    continue
+                spans.append(span)
+                name = DERIVED_METRICS[phrase]
+                if name not in derived:
+                    derived.append(name)
+                    why.append(f"'{phrase}' → derived metric {name}")
+        return derived, spans
+
+    def extract(self, question: str, as_of: date) -> Extraction:
+        """Slots and intent cues: everything deterministic about a question, before an intent is chosen."""
         raw = " ".join(question.replace("&", " and ").split())
         text = raw.lower()
         why: list[str] = []
-        accounts, metrics, excluded = self._accounts(text, why)
+        shocks, shock_spans = self._shocks(text, why)
+        derived, derived_spans = self._derived(text, why)
+        accounts, metrics, excluded = self._accounts(text, why, taken=[*shock_spans, *derived_spans])
         entities, scope, regions = self._entities(raw, text, why)
         periods = self._periods(text, as_of, why)
         unread = self._unread_dates(text, periods)
+        basis = next((b for b, pattern in GROWTH_BASIS if re.search(pattern, text)), "")
+        if len(entities) > 1 and scope != "group":
+            axis = "entity"
+        elif (
+            len(periods) > 1
+            or basis
+            or re.search(r"\b(?:vs\.?|versus|compared (?:to|with)) (?:last|prior|the previous)", text)
+        ):
+            axis = "period"
+        else:
+            axis = ""
         slots = Slots(
             metrics=metrics,
             accounts=accounts,
@@ -420,70 +504,111 @@ class RuleClassifier:
             regions=regions,
             periods=periods,
             exclude_accounts=excluded,
+            derived=derived,
+            comparison_axis=axis,
+            growth_basis=basis,
+            shocks=shocks,
         )
-
         cues = [intent for intent, pattern in INTENT_CUES if re.search(pattern, text)]
-        clarifications: list[str] = []
-        confidence = 0.97
-        if cues:
-            intent = cues[0]
-            why.append(f"intent {intent.value}: cue words matched")
-            if len(cues) > 1:
-                confidence = min(confidence, 0.7)
-                why.append(f"also matched cues for {', '.join(c.value for c in cues[1:])}: lower confidence")
-        elif re.search(DOCUMENT_CUES, text) and not periods and not re.search(r"\bexplain\b", text):
+        if re.search(r"\b(?:MoM|MOM|M/M)\b", raw):
+            # Only the capitalised abbreviation: "my mom" is not month-over-month growth.
+            slots.growth_basis = slots.growth_basis or "mom"
+            slots.comparison_axis = slots.comparison_axis or "period"
+            if Intent.GROWTH not in cues:
+                cues.append(Intent.GROWTH)
+        if shocks and Intent.SCENARIO not in cues:
+            cues.insert(0, Intent.SCENARIO)
+        return Extraction(text=text, slots=slots, cues=cues, unread=unread, explanations=why)
+
+    def rule_intent(self, ex: Extraction) -> tuple[Intent, float, str]:
+        """The rules' own choice of intent, how sure they are of it, and why.
+
+        Rules are sure (0.97) only on explicit evidence: one analysis cue, an instruction-override attempt, or a
+        document question without a period. A metric named with no cue is *probably* a lookup (0.9), which is
+        below the rules' deciding threshold so the trained model reviews it: paraphrased analyses ("how fast did
+        opex expand", "rank the entities") carry no cue the rules know.
+        """
+        text, slots = ex.text, ex.slots
+        if re.search(OVERRIDE_CUES, text):
+            return Intent.OUT_OF_SCOPE, 0.97, "out_of_scope: the question tries to override instructions or rules"
+        document = bool(re.search(DOCUMENT_CUES, text))
+        if ex.cues:
+            if len(ex.cues) > 1 or document:
+                others = ", ".join([c.value for c in ex.cues[1:]] + (["document_question"] if document else []))
+                return ex.cues[0], 0.7, f"intent {ex.cues[0].value}: cue words matched, but also cues for {others}"
+            return ex.cues[0], 0.97, f"intent {ex.cues[0].value}: cue words matched"
+        if document and not slots.periods and not re.search(r"\bexplain\b", text):
             # "What does the travel policy say?" names an account but asks about a document.
-            intent = Intent.DOCUMENT_QUESTION
-            why.append("intent document_question: asks what a document says, names no period")
-        elif accounts:
-            intent = Intent.METRIC_LOOKUP
-            why.append("intent metric_lookup: a metric is named and no analysis cue")
-        elif re.search(DOCUMENT_CUES, text):
-            intent = Intent.DOCUMENT_QUESTION
-            why.append("intent document_question: asks about a document and names no metric")
-        else:
-            intent = Intent.OUT_OF_SCOPE
-            why.append("no metric, document or analysis cue")
+            return Intent.DOCUMENT_QUESTION, 0.97, "intent document_question: asks what a document says, no period"
+        if slots.accounts or slots.derived:
+            return Intent.METRIC_LOOKUP, 0.9, "intent metric_lookup: a metric is named and no analysis cue"
+        if document:
+            return Intent.DOCUMENT_QUESTION, 0.9, "intent document_question: asks about a document, names no metric"
+        return Intent.OUT_OF_SCOPE, 0.6, "no metric, document or analysis cue"
+
+    def decide(
+        self,
+        ex: Extraction,
+        intent: Intent,
+        confidence: float,
+        method: str = "rule",
+        complexity: Complexity | None = None,
+    ) -> ClassifyResult:
+        """A complete result for a chosen intent: clarifications for missing slots, complexity, confidence caps."""
+        slots = ex.slots
+        clarifications: list[str] = []
+        if intent == Intent.OUT_OF_SCOPE:
             clarifications.append(
                 "Docket answers questions about the ledger and finance documents; which metric, entity and period "
                 "do you mean (for example: revenue for MER-US in October 2026)?"
             )
-            confidence = 0.3
-
-        if intent not in (Intent.DOCUMENT_QUESTION, Intent.OUT_OF_SCOPE):
-            if not accounts:
+            confidence = min(confidence, 0.3)
+        elif intent != Intent.DOCUMENT_QUESTION:
+            if not slots.accounts and not slots.derived:
                 clarifications.append("Which metric do you mean (for example revenue, COGS, payroll, operating costs)?")
-            if not entities:
+            if not slots.entities:
                 names = ", ".join(sorted(self.catalog.entities)[:3])
                 clarifications.append(f"Which entity or region (for example {names}, a region, or the group)?")
-            if not periods:
+            if not slots.periods:
                 clarifications.append("Which period (for example last month, March 2026, Q2 2026)?")
-            if unread:
+            if ex.unread:
                 clarifications.append(
-                    f"I could not read the date{'s' if len(unread) > 1 else ''} {', '.join(unread)}; which months "
-                    "do you mean (for example March 2026, or March to May 2026)?"
+                    f"I could not read the date{'s' if len(ex.unread) > 1 else ''} {', '.join(ex.unread)}; which "
+                    "months do you mean (for example March 2026, or March to May 2026)?"
                 )
             if clarifications:
                 confidence = min(confidence, 0.4)
-            if any(p.relative for p in periods):
+            if any(p.relative for p in slots.periods):
                 confidence = min(confidence, 0.96)
-
-        if intent == Intent.SCENARIO:
-            complexity = Complexity.EXPERT
-        elif intent in (Intent.VARIANCE_EXPLANATION, Intent.TREND):
-            complexity = Complexity.COMPLEX
-        elif intent in (Intent.COMPARISON, Intent.GROWTH) or len(entities) > 1 or len(periods) > 1:
-            complexity = Complexity.MODERATE
-        else:
-            complexity = Complexity.SIMPLE
-
         return ClassifyResult(
             intent=intent,
-            complexity=complexity,
-            method="rule",
+            complexity=complexity or complexity_for(intent, slots),
+            method=method,
             confidence=round(confidence, 4),
             slots=slots,
-            explanations=why,
+            explanations=list(ex.explanations),
             clarifications=clarifications,
             classifier_version=CLASSIFIER_VERSION,
         )
+
+    def classify(self, question: str, as_of: date) -> ClassifyResult:
+        """Rules alone (layer 1)."""
+        ex = self.extract(question, as_of)
+        intent, confidence, why = self.rule_intent(ex)
+        ex.explanations.append(why)
+        result = self.decide(ex, intent, confidence)
+        result.layer_confidence = {"rule": confidence}
+        return result
+
+
+def complexity_for(intent: Intent, slots: Slots) -> Complexity:
+    """Seed semantics: one figure · a comparison (entities or periods) · multi-step analysis · scenario."""
+    if intent in (Intent.DOCUMENT_QUESTION, Intent.OUT_OF_SCOPE):
+        return Complexity.SIMPLE
+    if intent == Intent.SCENARIO:
+        return Complexity.EXPERT
+    if intent in (Intent.VARIANCE_EXPLANATION, Intent.TREND):
+        return Complexity.COMPLEX
+    if intent in (Intent.COMPARISON, Intent.GROWTH) or len(slots.entities) > 1 or len(slots.periods) > 1:
+        return Complexity.MODERATE
+    return Complexity.SIMPLE

@@ -33,6 +33,9 @@ def plan(
     slots = classification.slots
     if classification.intent in NOT_YET:
         return Plan(unsupported=classification.intent.value)
+    if slots.derived:
+        # Gross profit, margins and operating income are computed by derived tasks of the task-DAG issue.
+        return Plan(unsupported="derived_metric")
     masked = [m.account for m in authorization.masked]
     tasks: list[DataTask] = []
     if classification.intent in LEDGER_INTENTS:

@@ -13,17 +13,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import names
 from api.deps import AppState, CurrentPrincipal, State
 from api.problems import Problem
-from api.schemas import RequestCreate, RequestView
+from api.schemas import ConfirmRequest, RequestCreate, RequestView
 from docket import temporal
-from docket.contracts import Outcome, RequestInput, RequestResult, RequestStatus, Stage
+from docket.contracts import ConfirmInput, ConfirmResult, Outcome, RequestInput, RequestResult, RequestStatus, Stage
 from docket.db import Principal
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
@@ -119,7 +119,15 @@ async def _view(
         except Exception:
             # The first workflow task has not run yet: nothing to query, the request is queued.
             st = RequestStatus(stage=Stage.QUEUED)
-        return RequestView(**common, status="running", stage=st.stage, timings=st.timings)
+        if st.awaiting_confirmation is not None:
+            common["links"] = {**links, "confirm": f"{links['self']}/confirm"}
+        return RequestView(
+            **common,
+            status="running",
+            stage=st.stage,
+            timings=st.timings,
+            awaiting_confirmation=st.awaiting_confirmation,
+        )
     return RequestView(
         **common,
         status=status,
@@ -194,6 +202,7 @@ async def create_request(
                 question=question,
                 as_of=as_of,
                 submitted_at=datetime.now(UTC),
+                confirm_timeout_seconds=state.settings.confirm_timeout_seconds,
             ),
             id=wid,
             task_queue=state.settings.task_queue,
@@ -273,3 +282,48 @@ async def request_events(
             await asyncio.sleep(0.25)
 
     return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+@router.post(
+    "/{request_id}/confirm",
+    response_model=RequestView,
+    responses={404: {"description": "no such request"}, 409: {"description": "not waiting for confirmation"}},
+)
+async def confirm_request(
+    request_id: str, body: ConfirmRequest, request: Request, state: State, principal: CurrentPrincipal
+) -> RequestView:
+    """Confirm (or correct, or reject) what Docket understood; the request then continues."""
+    client = await state.temporal()
+    handle, desc = await _owned_handle(client, request_id, principal)
+    try:
+        data = ConfirmInput(**body.model_dump())
+    except ValueError as exc:
+        raise Problem(
+            422,
+            "invalid-confirmation",
+            "The confirmation is not valid",
+            detail=str(exc),
+            hint="entities are codes such as MER-DE; periods look like 2026-03, 2026-Q2, 2026-H1 or 2026",
+        ) from exc
+    try:
+        await handle.execute_update("confirm", data, result_type=ConfirmResult, rpc_timeout=timedelta(seconds=10))
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        detail = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+        raise Problem(
+            409,
+            "not-awaiting-confirmation",
+            "This request is not waiting for a confirmation",
+            detail=detail,
+            hint=f"GET {request.url_for('get_request', request_id=request_id)} shows its stage",
+        ) from exc
+    except RPCError as exc:
+        raise Problem(
+            409,
+            "not-awaiting-confirmation",
+            "This request is not waiting for a confirmation",
+            detail=exc.message,
+            hint="only a running request in the confirm stage accepts one",
+        ) from exc
+    desc = await handle.describe()
+    return await _view(state, request, handle, desc, await desc.memo())

@@ -48,6 +48,8 @@ class StubOpenAI:
     host: str = "127.0.0.1"
     reply: Reply = field(default_factory=Reply)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # Replies used once each, in order, before falling back to `reply` (e.g. an invalid answer, then a repair).
+    queue: list[Reply] = field(default_factory=list)
     port: int = 0
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
@@ -58,6 +60,7 @@ class StubOpenAI:
     def reset(self) -> None:
         self.reply = Reply()
         self.requests.clear()
+        self.queue.clear()
 
     def reply_json(self, payload: dict[str, Any], *, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
         self.reply = Reply(
@@ -79,7 +82,7 @@ class StubOpenAI:
     async def _chat(self, request: Request) -> JSONResponse:
         body = await request.json()
         self.requests.append({"body": body, "headers": dict(request.headers)})
-        reply = self.reply
+        reply = self.queue.pop(0) if self.queue else self.reply
         if reply.status != 200:
             return JSONResponse(
                 {

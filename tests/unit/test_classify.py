@@ -106,7 +106,10 @@ def test_scenario_example_is_expert(classifier: RuleClassifier) -> None:
     assert result.intent == Intent.SCENARIO
     assert result.complexity == Complexity.EXPERT
     assert result.slots.entities == ["MER-US"]
-    assert "5.2.1" in result.slots.accounts  # materials
+    # "materials cost rises 10%" is a shock on account 5.2.1, not a metric asked for; gross margin is derived.
+    assert [(x.account, x.change_pct) for x in result.slots.shocks] == [("5.2.1", 10.0)]
+    assert result.slots.accounts == []
+    assert result.slots.derived == ["gross_margin_pct"]
     assert [p.label for p in result.slots.periods] == ["2026-10"]
 
 
