@@ -145,6 +145,15 @@ class ClassifyInput(Contract):
     as_of: date
 
 
+class SlotMatch(Contract):
+    """One deterministic match behind a slot: what text, read as what, how sure."""
+
+    slot: str
+    text: str
+    value: str
+    confidence: float
+
+
 class ClassifyResult(Contract):
     """Intent, complexity and slots, with how they were decided."""
 
@@ -157,6 +166,7 @@ class ClassifyResult(Contract):
     explanations: list[str] = Field(default_factory=list)
     clarifications: list[str] = Field(default_factory=list)
     classifier_version: str = ""
+    matches: list[SlotMatch] = Field(default_factory=list)
     # Set when a person must confirm what Docket understood before it runs (LLM-decided or low confidence).
     needs_confirmation: bool = False
     model_version: str = ""

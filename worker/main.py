@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from activities.classify.model import DEFAULT_MODEL, IntentModel
 from openai import AsyncOpenAI
 from sqlalchemy import Engine
 from temporalio.client import Client
@@ -20,6 +19,7 @@ from activities.authorize.activity import AuthorizeActivities
 from activities.classify.activity import ClassifyActivities
 from activities.classify.hybrid import LLMLayer, Thresholds
 from activities.classify.llm import OpenAIClassifier
+from activities.classify.model import DEFAULT_MODEL, IntentModel
 from activities.confidence.activity import ScoreActivities
 from activities.data.activity import DataActivities
 from activities.llm.activity import GenerateActivities

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from docket.catalog import Catalog
-from docket.contracts import ClassifyResult, Complexity, Intent, PeriodRef, Shock, Slots
+from docket.contracts import ClassifyResult, Complexity, Intent, PeriodRef, Shock, SlotMatch, Slots
 
 CLASSIFIER_VERSION = "rules-2"
 
@@ -143,6 +143,18 @@ GROWTH_BASIS = [
 ]
 
 
+class Trail(list[str]):
+    """The explanation trail of a classification, plus one structured record per slot match."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.matches: list[SlotMatch] = []
+
+    def match(self, slot: str, text: str, value: str, confidence: float, why: str) -> None:
+        self.matches.append(SlotMatch(slot=slot, text=text, value=value, confidence=confidence))
+        self.append(f"{why} [confidence {confidence:.2f}]")
+
+
 @dataclass
 class Extraction:
     """The deterministic part of classification: slots, cue words, unread dates, and the trail of matches."""
@@ -151,7 +163,7 @@ class Extraction:
     slots: Slots
     cues: list[Intent]
     unread: list[str]
-    explanations: list[str]
+    explanations: Trail
 
 
 @dataclass
@@ -232,7 +244,7 @@ class RuleClassifier:
         return found
 
     def _accounts(
-        self, text: str, why: list[str], taken: list[_Span] | None = None
+        self, text: str, why: Trail, taken: list[_Span] | None = None
     ) -> tuple[list[str], list[str], list[str]]:
         taken = list(taken or [])
         codes: list[str] = []
@@ -243,7 +255,7 @@ class RuleClassifier:
                 taken.append(_Span(m.start(), m.end()))
                 codes.append(code)
                 labels.append(self.catalog.accounts[code].name.lower())
-                why.append(f"account code {code} named explicitly")
+                why.match("account", m.group(0), code, 1.0, f"account code {code} named explicitly")
         excluded: list[str] = []
         for phrase, span in self._find(text, self.account_phrases, taken):
             code, label = self.account_phrases[phrase]
@@ -251,15 +263,28 @@ class RuleClassifier:
             if re.search(r"\b(?:excluding|excl\.?|except|ex|without|less|net of)\s+(?:the\s+)?$", text[: span.start]):
                 if code not in excluded:
                     excluded.append(code)
-                    why.append(f"'{phrase}' excluded → account {code} left out of the total")
+                    why.match(
+                        "exclude_account",
+                        phrase,
+                        code,
+                        0.95,
+                        f"'{phrase}' excluded → account {code} left out of the total",
+                    )
                 continue
             if code not in codes:
                 codes.append(code)
                 labels.append(label)
-                why.append(f"'{phrase}' → account {code} ({self.catalog.accounts[code].name})")
+                exact = phrase == self.catalog.accounts[code].name.lower()
+                why.match(
+                    "account",
+                    phrase,
+                    code,
+                    1.0 if exact else 0.95,
+                    f"'{phrase}' → account {code} ({self.catalog.accounts[code].name})",
+                )
         return codes, labels, excluded
 
-    def _entities(self, raw: str, text: str, why: list[str]) -> tuple[list[str], str, list[str]]:
+    def _entities(self, raw: str, text: str, why: Trail) -> tuple[list[str], str, list[str]]:
         taken: list[_Span] = []
         codes: list[str] = []
         regions: list[str] = []
@@ -268,7 +293,9 @@ class RuleClassifier:
             code = self.entity_phrases[phrase]
             if code not in codes:
                 codes.append(code)
-                why.append(f"'{phrase}' → entity {code}")
+                ent = self.catalog.entities[code]
+                how = 1.0 if phrase == code.lower() else 0.98 if phrase.startswith(ent.name.lower()[:6]) else 0.9
+                why.match("entity", phrase, code, how, f"'{phrase}' → entity {code}")
         # Region codes are matched in the original casing: "NA" is a region, "na" is not.
         for region in self.catalog.regions:
             for m in re.finditer(r"(?<![\w-])" + re.escape(region) + r"(?![\w-])", raw):
@@ -276,12 +303,12 @@ class RuleClassifier:
                 if not any(span.overlaps(t) for t in taken) and region not in regions:
                     taken.append(span)
                     regions.append(region)
-                    why.append(f"'{region}' → region {region}")
+                    why.match("region", region, region, 0.95, f"'{region}' → region {region}")
         for phrase, _span in self._find(text, self.region_phrases, taken):
             region = self.region_phrases[phrase]
             if region not in regions:
                 regions.append(region)
-                why.append(f"'{phrase}' → region {region}")
+                why.match("region", phrase, region, 0.9, f"'{phrase}' → region {region}")
         for region in regions:
             scope = f"region:{region}" if not scope else scope + f",region:{region}"
             for code in self.catalog.entities_in_region(region):
@@ -292,12 +319,12 @@ class RuleClassifier:
             if group:
                 scope = "group"
                 codes = sorted(self.catalog.entities)
-                why.append(f"'{group[0][0]}' → the group ({len(codes)} entities)")
+                why.match("entity", group[0][0], "group", 0.9, f"'{group[0][0]}' → the group ({len(codes)} entities)")
         elif not scope:
             scope = "explicit"
         return codes, scope, regions
 
-    def _periods(self, text: str, as_of: date, why: list[str]) -> list[PeriodRef]:
+    def _periods(self, text: str, as_of: date, why: Trail) -> list[PeriodRef]:
         out: list[tuple[int, PeriodRef]] = []
         taken: list[_Span] = []
 
@@ -307,7 +334,8 @@ class RuleClassifier:
                 return
             taken.append(span)
             out.append((m.start(), ref))
-            why.append(f"'{m.group(0)}' → {ref.label} ({note})")
+            sure = 0.85 if note.startswith("latest such") else 0.95 if ref.relative else 1.0
+            why.match("period", m.group(0), ref.label, sure, f"'{m.group(0)}' → {ref.label} ({note})")
 
         last_year, last_month = _shift(as_of.year, as_of.month, -1)
         for m in re.finditer(r"\b(?:last|previous|prior) month\b", text):
@@ -384,7 +412,13 @@ class RuleClassifier:
             for name in names:
                 lbl = _month_label(year, month_no(name))
                 out.append((m.start(), PeriodRef(label=lbl, months=[lbl])))
-            why.append(f"'{m.group(0)}' → {len(names)} months of {year}")
+            why.match(
+                "period",
+                m.group(0),
+                ",".join(_month_label(year, month_no(n)) for n in names),
+                1.0,
+                f"'{m.group(0)}' → {len(names)} months of {year}",
+            )
         for m in re.finditer(r"\b(first|second|1st|2nd) half(?: of)?\s+(\d{4})\b", text):
             h, year = (1 if m.group(1) in ("first", "1st") else 2), int(m.group(2))
             add(m, PeriodRef(label=f"{year}-H{h}", months=_months(year, h * 6 - 5, h * 6)), "half year")
@@ -442,7 +476,7 @@ class RuleClassifier:
 
     # ------------------------------------------------------------------ classify
 
-    def _shocks(self, text: str, why: list[str]) -> tuple[list[Shock], list[_Span]]:
+    def _shocks(self, text: str, why: Trail) -> tuple[list[Shock], list[_Span]]:
         """What-if changes: "<account> (cost) rises|falls|… (by) N%"."""
         shocks: list[Shock] = []
         spans: list[_Span] = []
@@ -456,10 +490,16 @@ class RuleClassifier:
             sign = -1.0 if m.group(2) in SHOCK_DOWN else 1.0
             shocks.append(Shock(account=code, label=label, change_pct=sign * float(m.group(3))))
             spans.append(_Span(m.start(1), m.end(1)))
-            why.append(f"'{m.group(0)}' → shock {label} {sign * float(m.group(3)):+g}%")
+            why.match(
+                "shock",
+                m.group(0),
+                f"{code} {sign * float(m.group(3)):+g}%",
+                0.95,
+                f"'{m.group(0)}' → shock {label} {sign * float(m.group(3)):+g}%",
+            )
         return shocks, spans
 
-    def _derived(self, text: str, why: list[str]) -> tuple[list[str], list[_Span]]:
+    def _derived(self, text: str, why: Trail) -> tuple[list[str], list[_Span]]:
         derived: list[str] = []
         spans: list[_Span] = []
         for phrase in sorted(DERIVED_METRICS, key=len, reverse=True):
@@ -471,14 +511,14 @@ class RuleClassifier:
                 name = DERIVED_METRICS[phrase]
                 if name not in derived:
                     derived.append(name)
-                    why.append(f"'{phrase}' → derived metric {name}")
+                    why.match("derived", phrase, name, 0.95, f"'{phrase}' → derived metric {name}")
         return derived, spans
 
     def extract(self, question: str, as_of: date) -> Extraction:
         """Slots and intent cues: everything deterministic about a question, before an intent is chosen."""
         raw = " ".join(question.replace("&", " and ").split())
         text = raw.lower()
-        why: list[str] = []
+        why = Trail()
         shocks, shock_spans = self._shocks(text, why)
         derived, derived_spans = self._derived(text, why)
         accounts, metrics, excluded = self._accounts(text, why, taken=[*shock_spans, *derived_spans])
@@ -587,6 +627,7 @@ class RuleClassifier:
             confidence=round(confidence, 4),
             slots=slots,
             explanations=list(ex.explanations),
+            matches=list(ex.explanations.matches),
             clarifications=clarifications,
             classifier_version=CLASSIFIER_VERSION,
         )

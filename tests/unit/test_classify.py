@@ -337,3 +337,15 @@ def test_exclusions_and_ampersands(classifier: RuleClassifier) -> None:
 
 def test_document_question_naming_an_account(classifier: RuleClassifier) -> None:
     assert classifier.classify("What does the travel policy say?", AS_OF).intent.value == "document_question"
+
+
+def test_every_slot_match_has_a_confidence_and_an_explanation(classifier: RuleClassifier) -> None:
+    result = classifier.classify("Show me COGS for Germany in March 2026 and last month", AS_OF)
+    got = {(m.slot, m.text, m.value): m.confidence for m in result.matches}
+    assert got == {
+        ("account", "cogs", "5.2"): 0.95,  # an abbreviation, not the catalog name
+        ("entity", "germany", "MER-DE"): 0.9,  # a country name, not the code
+        ("period", "march 2026", "2026-03"): 1.0,
+        ("period", "last month", "2026-10"): 0.95,  # relative to as_of
+    }
+    assert all("[confidence" in why for why in result.explanations[:4])
