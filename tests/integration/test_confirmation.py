@@ -18,6 +18,7 @@ import httpx
 import pytest
 from openai import AsyncOpenAI
 from sqlalchemy import Engine, select
+from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from activities.classify.hybrid import Thresholds
@@ -142,6 +143,9 @@ async def test_llm_classified_request_waits_and_resumes_after_confirm(llm_stack:
         f"/v1/requests/{wid}/confirm", json={"accept": True}, headers=llm_stack.auth("bob")
     )
     assert again.status_code == 409
+    final = await llm_stack.env.client.get_workflow_handle(wid).fetch_history()
+    accepted = [e for e in final.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED]
+    assert len(accepted) == 1  # the rejected second confirmation left no trace in history
 
 
 async def test_confirm_with_corrections_runs_the_corrected_request(llm_stack: LLMStack, stub: StubOpenAI) -> None:
