@@ -113,6 +113,32 @@ class AuditEventRow(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class PolicyVersion(SQLModel, table=True):
+    """A tenant's Cedar policy set as written: versions are immutable, numbered 1, 2, … per tenant."""
+
+    __tablename__ = "policy_versions"
+    __table_args__ = (UniqueConstraint("tenant", "version", name="uq_policy_tenant_version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str = Field(index=True, max_length=64)
+    version: int
+    sha256: str = Field(max_length=64)
+    source: str
+    note: str = Field(default="", max_length=500)
+    created_by: str = Field(default="", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class PolicyActivation(SQLModel, table=True):
+    """Which policy version is in force for a tenant; the history of activations stays in policy_activations."""
+
+    __tablename__ = "policy_activations"
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str = Field(index=True, max_length=64)
+    version: int
+    activated_by: str = Field(default="", max_length=64)
+    activated_at: datetime = Field(default_factory=utcnow)
+
+
 class UsageRecord(SQLModel, table=True):
     __tablename__ = "usage_records"
     workflow_id: str = Field(primary_key=True, max_length=200)
