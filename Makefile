@@ -32,6 +32,7 @@ test: lint typecheck pytest
 bench: install
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.classifier
+	$(BIN)/python -m bench.authorize
 
 clean:
 	rm -rf $(VENV) .docket .mypy_cache .ruff_cache .pytest_cache

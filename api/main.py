@@ -12,7 +12,7 @@ from temporalio.client import Client
 
 from api import problems
 from api.deps import AppState
-from api.routes import health, requests
+from api.routes import admin, health, requests
 from docket import __version__, db
 from docket.settings import Settings, load_settings
 
@@ -50,6 +50,7 @@ def create_app(
     problems.install(app)
     app.include_router(health.router)
     app.include_router(requests.router)
+    app.include_router(admin.router)
     app.add_middleware(problems.BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
 

@@ -15,7 +15,9 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 
+from cli.audit import audit_app
 from cli.classifier import eval_app, train_app
+from cli.policy import policy_app
 from docket import db, ingest, tokens
 from docket.catalog import load_principal
 from docket.settings import Settings, load_settings
@@ -356,6 +358,8 @@ def doctor() -> None:
 
 
 app.add_typer(train_app, name="train")
+app.add_typer(policy_app, name="policy")
+app.add_typer(audit_app, name="audit")
 app.add_typer(eval_app, name="eval")
 
 

@@ -171,6 +171,10 @@ def prepare_data(settings: Settings, load_demo: bool) -> None:
                 return
             report = ingest.load_pack(engine, settings.demo_data)
             echo(f"loaded demo data from {settings.demo_data}: {report.summary()}")
+        # Stored policy versions for every tenant (the worker does the same at start; `docket policy` needs them).
+        from worker.main import seed_policies
+
+        seed_policies(engine)
     finally:
         engine.dispose()
 

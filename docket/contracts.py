@@ -203,6 +203,8 @@ class AuthorizeResult(Contract):
     clearance: str = "public"
     policy_version: str = ""
     decisions: int = 0
+    # Denied only by rules a person's confirmation lifts (POL-002's confidence clause): confirm, then re-authorize.
+    needs_confirmation: bool = False
     # Every entity of the tenant the principal may read at all (entitlements, region); document search excludes
     # documents tagged with any other entity.
     readable_entities: list[str] = Field(default_factory=list)

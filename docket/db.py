@@ -97,8 +97,13 @@ class RequestRecord(SQLModel, table=True):
 
 
 class AuditEventRow(SQLModel, table=True):
+    """One event of a tenant's hash chain (docket/audit.py); append-only, guarded by triggers (migration 0003)."""
+
     __tablename__ = "audit_events"
-    __table_args__ = (UniqueConstraint("workflow_id", "step", name="uq_audit_workflow_step"),)
+    __table_args__ = (
+        UniqueConstraint("workflow_id", "step", name="uq_audit_workflow_step"),
+        UniqueConstraint("tenant", "seq", name="uq_audit_tenant_seq"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     workflow_id: str = Field(index=True, max_length=200)
     step: int
@@ -110,6 +115,32 @@ class AuditEventRow(SQLModel, table=True):
     policy_version: str = Field(default="", max_length=64)
     prompt_sha256: str = Field(default="", max_length=64)
     model: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    # The request's final outcome, so each event says how the request it belongs to ended.
+    outcome: str = Field(default="", max_length=32)
+    # Position in the tenant's chain (1, 2, …) and the links; written only by docket.audit.append.
+    seq: int = 0
+    prev_hash: str = Field(default="", max_length=64)
+    hash: str = Field(default="", max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """The end of a tenant's audit chain: writers lock this row, so appends are serialised per tenant."""
+
+    __tablename__ = "audit_heads"
+    tenant: str = Field(primary_key=True, max_length=64)
+    seq: int = 0
+    hash: str = Field(default="", max_length=64)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditAnchor(SQLModel, table=True):
+    """Every Nth chain hash of a tenant, kept apart from the events; operators copy the latest one off-box."""
+
+    __tablename__ = "audit_anchors"
+    tenant: str = Field(primary_key=True, max_length=64)
+    seq: int = Field(primary_key=True)
+    hash: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     confirm_below: float = 0.80
     confirm_timeout_seconds: int = 900
     classifier_model: Path | None = None  # default: the artifact shipped in activities/classify/artifacts/
+    # Audit log: every Nth event of a tenant's hash chain is also written to audit_anchors (docs/audit.md).
+    audit_anchor_every: int = Field(default=100, ge=1)
 
     @property
     def db_url(self) -> str:

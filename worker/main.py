@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from openai import AsyncOpenAI
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.audit.activity import RecordActivities
 from activities.authorize.activity import AuthorizeActivities
+from activities.authorize.engine import BUILTIN_POLICIES
 from activities.classify.activity import ClassifyActivities
 from activities.classify.hybrid import LLMLayer, Thresholds
 from activities.classify.llm import OpenAIClassifier
@@ -27,13 +28,22 @@ from activities.llm.engine import Generator, OpenAIGenerator, TemplateGenerator
 from activities.plan.activity import PlanActivities
 from activities.retrieve.activity import RetrieveActivities
 from activities.retrieve.engine import DocumentIndex, sync_index
-from docket import db, temporal
+from docket import db, policies, temporal
 from docket.settings import Settings, load_settings
 from workflows.ingest import IngestWorkflow
 from workflows.request import RequestWorkflow
 
 log = logging.getLogger("docket.worker")
 WORKFLOWS: list[type] = [RequestWorkflow, IngestWorkflow]
+
+
+def seed_policies(engine: Engine) -> None:
+    """Give every tenant without a stored policy set the built-in one as v1 (active); others are left alone."""
+    source = BUILTIN_POLICIES.read_text(encoding="utf-8")
+    with engine.connect() as conn:
+        tenants = [row[0] for row in conn.execute(select(db.table_of(db.Tenant).c.id))]
+    for tenant in tenants:
+        policies.ensure_default(engine, tenant, source)
 
 
 def build_generator(settings: Settings) -> Generator:
@@ -75,6 +85,7 @@ class Components:
     intent_model: IntentModel | None = None
     llm: LLMLayer | None = None
     thresholds: Thresholds | None = None
+    audit_anchor_every: int = 100
 
     def activities(self) -> list[Any]:
         retrieve = RetrieveActivities(self.engine, self.index)
@@ -87,7 +98,7 @@ class Components:
             retrieve.index_documents,
             GenerateActivities(self.generator).generate_answer,
             ScoreActivities().score_confidence,
-            RecordActivities(self.engine).record_result,
+            RecordActivities(self.engine, anchor_every=self.audit_anchor_every).record_result,
         ]
 
 
@@ -95,6 +106,7 @@ def build_components(settings: Settings) -> Components:
     db.migrate(settings.db_url)
     engine = db.make_engine(settings.db_url)
     index = DocumentIndex.open(url=settings.qdrant_url, api_key=settings.qdrant_api_key, path=str(settings.qdrant_path))
+    seed_policies(engine)
     # Documents stored while no worker ran (e.g. `docket ingest documents` offline) are indexed now.
     docs, chunks = sync_index(engine, index)
     if docs:
@@ -107,6 +119,7 @@ def build_components(settings: Settings) -> Components:
         intent_model=model,
         llm=llm,
         thresholds=thresholds,
+        audit_anchor_every=settings.audit_anchor_every,
     )
 
 

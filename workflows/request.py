@@ -132,6 +132,7 @@ class RequestWorkflow:
         self._stage_started = workflow.now()
         self._pending: ClassifyResult | None = None
         self._confirmation: ConfirmInput | None = None
+        self._confirm_timeout = 900
 
     def _enter(self, stage: Stage) -> None:
         now = workflow.now()
@@ -163,6 +164,7 @@ class RequestWorkflow:
 
     @workflow.run
     async def run(self, req: RequestInput) -> RequestResult:
+        self._confirm_timeout = req.confirm_timeout_seconds
         wid = workflow.info().workflow_id
         events: list[AuditEvent] = []
         actor = req.principal_id
@@ -240,35 +242,12 @@ class RequestWorkflow:
 
         # 1b confirm: an uncertain reading (LLM-decided, fallback or low confidence) waits for a person.
         if cls.needs_confirmation:
-            self._pending = cls
-            self._enter(Stage.CONFIRM)
-            try:
-                await workflow.wait_condition(
-                    lambda: self._confirmation is not None,
-                    timeout=timedelta(seconds=req.confirm_timeout_seconds),
-                    timeout_summary="waiting for confirmation",
-                )
-            except TimeoutError:
-                audit(Stage.CONFIRM, "timeout", waited_seconds=req.confirm_timeout_seconds)
-                base.outcome = Outcome.CLARIFICATION_REQUIRED
-                base.clarifying_questions = _rephrasings(cls)
-                base.answer = (
-                    f"I was not sure I understood this question ({_uncertainty(cls)}) and nobody confirmed my "
-                    "reading in time. " + " ".join(base.clarifying_questions)
-                )
+            confirmed = await self._confirm(
+                cls, base, audit, f"I was not sure I understood this question ({_uncertainty(cls)})"
+            )
+            if confirmed is None:
                 return await self._finish(wid, base, events)
-            confirmation = self._confirmation
-            assert confirmation is not None
-            if not confirmation.accept:
-                audit(Stage.CONFIRM, "rejected", note=confirmation.note[:200])
-                base.outcome = Outcome.CLARIFICATION_REQUIRED
-                base.clarifying_questions = _rephrasings(cls)
-                base.answer = "You did not confirm my reading of the question. " + " ".join(base.clarifying_questions)
-                return await self._finish(wid, base, events)
-            cls = _apply(cls, confirmation)
-            corrected = [k for k in ("intent", "complexity", "entities", "periods") if getattr(confirmation, k)]
-            audit(Stage.CONFIRM, "corrected" if corrected else "accepted", corrected=corrected)
-            base.classification = _view(cls)
+            cls = confirmed
 
         # 2 authorize
         self._enter(Stage.AUTHORIZE)
@@ -302,6 +281,31 @@ class RequestWorkflow:
                 policy_version=authz.policy_version,
             )
         )
+        if not authz.allowed and authz.needs_confirmation and not cls.needs_confirmation and cls.confidence < 1.0:
+            # Denied only by a rule that a person's confirmation lifts (POL-002: consolidation needs a reading
+            # above 0.95): confirm, then decide again on the confirmed reading.
+            confirmed = await self._confirm(cls, base, audit, " ".join(authz.reasons))
+            if confirmed is None:
+                return await self._finish(wid, base, events)
+            cls = confirmed
+            self._enter(Stage.AUTHORIZE)
+            authz = await workflow.execute_local_activity(
+                names.AUTHORIZE,
+                AuthorizeInput(
+                    tenant=req.tenant, principal_id=req.principal_id, action=required_action(cls), classification=cls
+                ),
+                result_type=AuthorizeResult,
+                start_to_close_timeout=FAST,
+                retry_policy=FAST_RETRY,
+            )
+            base.authorization = AuthorizationView(
+                allowed=authz.allowed,
+                policies=authz.policies,
+                reasons=authz.reasons,
+                masked=authz.masked,
+                policy_version=authz.policy_version,
+            )
+            audit(Stage.AUTHORIZE, "allowed" if authz.allowed else "denied", policies=authz.policies, reauthorized=True)
         if not authz.allowed:
             base.outcome = Outcome.DENIED
             base.answer = "I can't answer this. " + " ".join(authz.reasons)
@@ -458,6 +462,40 @@ class RequestWorkflow:
         base.generator = gen.generator
         base.usage = gen.usage
         return await self._finish(wid, base, events)
+
+    async def _confirm(
+        self, cls: ClassifyResult, base: RequestResult, audit: Callable[..., None], why: str
+    ) -> ClassifyResult | None:
+        """Publish the reading, wait for the `confirm` update; the confirmed reading, or None (base is filled)."""
+        self._pending = cls
+        self._confirmation = None
+        self._enter(Stage.CONFIRM)
+        try:
+            await workflow.wait_condition(
+                lambda: self._confirmation is not None,
+                timeout=timedelta(seconds=self._confirm_timeout),
+                timeout_summary="waiting for confirmation",
+            )
+        except TimeoutError:
+            audit(Stage.CONFIRM, "timeout", waited_seconds=self._confirm_timeout)
+            base.outcome = Outcome.CLARIFICATION_REQUIRED
+            base.clarifying_questions = _rephrasings(cls)
+            base.answer = f"{why} Nobody confirmed my reading in time. " + " ".join(base.clarifying_questions)
+            return None
+        confirmation = self._confirmation
+        assert confirmation is not None
+        if not confirmation.accept:
+            audit(Stage.CONFIRM, "rejected", note=confirmation.note[:200])
+            base.outcome = Outcome.CLARIFICATION_REQUIRED
+            base.clarifying_questions = _rephrasings(cls)
+            base.answer = "You did not confirm my reading of the question. " + " ".join(base.clarifying_questions)
+            return None
+        confirmed = _apply(cls, confirmation)
+        corrected = [k for k in ("intent", "complexity", "entities", "periods") if getattr(confirmation, k)]
+        audit(Stage.CONFIRM, "corrected" if corrected else "accepted", corrected=corrected)
+        base.classification = _view(confirmed)
+        self._pending = None
+        return confirmed
 
     async def _finish(self, wid: str, result: RequestResult, events: list[AuditEvent]) -> RequestResult:
         # 7 record: the record stage's own audit row is written in the same idempotent transaction.

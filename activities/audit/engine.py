@@ -1,18 +1,19 @@
 """Recording: the result, one audit row per stage, and usage, written once per (workflow id, step).
 
 A retried record (the worker died after committing, before Temporal heard back) finds its rows already
-there and writes nothing new.
+there and writes nothing new; its audit events take no place in the tenant's hash chain (docket/audit.py).
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from docket import audit
 from docket.contracts import RecordInput, RecordResult
-from docket.db import AuditEventRow, RequestRecord, UsageRecord, insert_ignore
+from docket.db import RequestRecord, UsageRecord, insert_ignore
 
 
-def record(engine: Engine, data: RecordInput) -> RecordResult:
+def record(engine: Engine, data: RecordInput, anchor_every: int = audit.DEFAULT_ANCHOR_EVERY) -> RecordResult:
     r = data.result
     with engine.begin() as conn:
         wrote_result = insert_ignore(
@@ -30,26 +31,6 @@ def record(engine: Engine, data: RecordInput) -> RecordResult:
             ],
             keys=["workflow_id"],
         )
-        audit = insert_ignore(
-            conn,
-            AuditEventRow,
-            [
-                {
-                    "workflow_id": data.workflow_id,
-                    "step": e.step,
-                    "stage": e.stage,
-                    "tenant": r.tenant,
-                    "actor": e.actor,
-                    "decision": e.decision,
-                    "detail": e.detail,
-                    "policy_version": e.policy_version,
-                    "prompt_sha256": e.prompt_sha256,
-                    "model": e.model,
-                }
-                for e in data.events
-            ],
-            keys=["workflow_id", "step"],
-        )
         insert_ignore(
             conn,
             UsageRecord,
@@ -66,4 +47,26 @@ def record(engine: Engine, data: RecordInput) -> RecordResult:
             ],
             keys=["workflow_id"],
         )
-    return RecordResult(audit_rows_written=audit, result_written=bool(wrote_result))
+        # Last, because it locks the tenant's chain head until commit: every other writer of the tenant waits
+        # for it, so it should be held as briefly as possible.
+        written = audit.append(
+            conn,
+            r.tenant,
+            [
+                audit.NewEvent(
+                    workflow_id=data.workflow_id,
+                    step=e.step,
+                    stage=e.stage,
+                    actor=e.actor,
+                    decision=e.decision,
+                    detail=e.detail,
+                    policy_version=e.policy_version,
+                    prompt_sha256=e.prompt_sha256,
+                    model=e.model,
+                    outcome=r.outcome.value,
+                )
+                for e in data.events
+            ],
+            anchor_every=anchor_every,
+        )
+    return RecordResult(audit_rows_written=written, result_written=bool(wrote_result))

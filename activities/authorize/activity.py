@@ -1,4 +1,4 @@
-"""authorize_request: Cedar decision over the slices a request would read."""
+"""authorize_request: Cedar decision over the slices a request would read, with the tenant's active policy set."""
 
 from __future__ import annotations
 
@@ -6,17 +6,34 @@ from sqlalchemy import Engine
 from temporalio import activity
 
 from activities import names
-from activities.authorize.engine import Authorizer, PolicySet, load_builtin_policies
+from activities.authorize.engine import Authorizer, PolicySet, load_builtin_policies, parse_policies
 from activities.errors import run_engine
+from docket import policies
 from docket.catalog import load_catalog, load_principal
 from docket.contracts import AuthorizeInput, AuthorizeResult
 from docket.errors import UnknownPrincipalError
 
 
 class AuthorizeActivities:
-    def __init__(self, engine: Engine, policies: PolicySet | None = None) -> None:
+    def __init__(self, engine: Engine, fixed: PolicySet | None = None) -> None:
         self.engine = engine
-        self.authorizer = Authorizer(policies or load_builtin_policies())
+        # A fixed policy set (tests, benchmarks) bypasses the store; otherwise each tenant's active version.
+        self.fixed = Authorizer(fixed) if fixed is not None else None
+        self.builtin = Authorizer(load_builtin_policies())
+        self._by_sha: dict[str, Authorizer] = {}
+
+    def authorizer_for(self, tenant: str) -> Authorizer:
+        if self.fixed is not None:
+            return self.fixed
+        stored = policies.active(self.engine, tenant)
+        if stored is None:
+            # A tenant loaded after the worker started has no stored version yet: the built-in set applies, and
+            # its label says so ("builtin-…").
+            return self.builtin
+        # Parsed once per policy text; activation of another version is picked up on the next request.
+        if stored.sha256 not in self._by_sha:
+            self._by_sha[stored.sha256] = Authorizer(parse_policies(stored.source, version=stored.label))
+        return self._by_sha[stored.sha256]
 
     def _authorize(self, data: AuthorizeInput) -> AuthorizeResult:
         principal = load_principal(self.engine, data.principal_id)
@@ -26,7 +43,7 @@ class AuthorizeActivities:
                 hint="load principals with `docket ingest principals PATH`",
             )
         catalog = load_catalog(self.engine, data.tenant)
-        return self.authorizer.decide(principal, catalog, data.action, data.classification)
+        return self.authorizer_for(data.tenant).decide(principal, catalog, data.action, data.classification)
 
     @activity.defn(name=names.AUTHORIZE)
     async def authorize_request(self, data: AuthorizeInput) -> AuthorizeResult:

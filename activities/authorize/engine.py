@@ -31,6 +31,8 @@ class PolicyStatement:
     policy_id: str
     reason: str
     text: str
+    # @confirm("true"): a denial by this statement alone is lifted by a person's confirmation (POL-002).
+    confirmable: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,8 @@ class PolicySet:
         return "\n\n".join(s.text for s in self.statements)
 
 
-def parse_policies(source: str) -> PolicySet:
-    """Split Cedar source into statements, keeping each one's @id and @reason."""
+def parse_policies(source: str, version: str | None = None) -> PolicySet:
+    """Split Cedar source into statements, keeping each one's @id, @reason and @confirm."""
     body = "\n".join(line for line in source.splitlines() if not line.strip().startswith("//"))
     statements: list[PolicyStatement] = []
     for chunk in re.split(r";\s*(?:\n|$)", body):
@@ -55,9 +57,25 @@ def parse_policies(source: str) -> PolicySet:
         reason = re.search(r'@reason\("([^"]+)"\)', chunk)
         if not pid:
             raise ValueError(f"policy statement without @id: {chunk[:80]}")
-        statements.append(PolicyStatement(pid.group(1), reason.group(1) if reason else "", chunk + ";"))
-    version = "builtin-" + hashlib.sha256(source.encode()).hexdigest()[:12]
-    return PolicySet(tuple(statements), version)
+        confirm = re.search(r'@confirm\("true"\)', chunk) is not None
+        statements.append(PolicyStatement(pid.group(1), reason.group(1) if reason else "", chunk + ";", confirm))
+    return PolicySet(tuple(statements), version or "builtin-" + hashlib.sha256(source.encode()).hexdigest()[:12])
+
+
+def validate_source(source: str) -> list[str]:
+    """Problems with a policy set, in words: unparsable Cedar, a statement without @id, no permit at all."""
+    try:
+        policy_set = parse_policies(source)
+    except ValueError as exc:
+        return [str(exc)]
+    try:
+        cedarpy.format_policies(policy_set.text)
+    except ValueError as exc:
+        return [f"Cedar cannot parse the policy set: {exc}"]
+    problems = []
+    if not any(re.search(r"^\s*permit\b", st.text, re.M) for st in policy_set.statements):
+        problems.append("no permit statement: every request would be denied")
+    return problems
 
 
 def load_builtin_policies() -> PolicySet:
@@ -74,6 +92,7 @@ class Authorizer:
     def __init__(self, policies: PolicySet) -> None:
         self.policies = policies
         self._text = policies.text
+        self._readable: dict[tuple[object, ...], list[str]] = {}
 
     def _principal_entity(self, p: Principal) -> dict[str, Any]:
         return {
@@ -144,18 +163,42 @@ class Authorizer:
 
         readable = self._readable_entities(principal, catalog)
         if not requests:
-            # Nothing from the ledger (e.g. a document question): the tenant boundary is the only gate here;
-            # retrieval filters carry tenant and clearance (POL-006, POL-007).
-            allowed = principal.tenant == catalog.tenant
+            # Nothing from the ledger (e.g. a document question): the policy set still decides, over the tenant
+            # itself, so default deny holds; retrieval then filters by tenant, clearance and readable entities.
+            cedar_entities.append(
+                {"uid": _uid("Tenant", catalog.tenant), "attrs": {"tenant": catalog.tenant}, "parents": []}
+            )
+            res = cedarpy.is_authorized(
+                {
+                    "principal": f'Docket::Principal::"{principal.id}"',
+                    "action": f'Docket::Action::"{action.value}"',
+                    "resource": f'Docket::Tenant::"{catalog.tenant}"',
+                    "context": {"classification_confidence": int(classification.confidence * 1000)},
+                },
+                self._text,
+                cedar_entities,
+            )
+            ids = sorted(
+                {self.policies.statements[int(r.removeprefix("policy"))].policy_id for r in res.diagnostics.reasons}
+            )
+            if res.allowed:
+                return AuthorizeResult(
+                    allowed=True,
+                    policies=ids,
+                    allowed_entities=[],
+                    clearance=principal.clearance,
+                    policy_version=self.policies.version,
+                    decisions=1,
+                    readable_entities=readable,
+                )
+            ids = ids or ["POL-DEFAULT-DENY"]
             return AuthorizeResult(
-                allowed=allowed,
-                policies=["POL-BASE"] if allowed else ["POL-006"],
-                reasons=[] if allowed else ["POL-006: nobody sees data of another tenant."],
-                allowed_entities=[],
+                allowed=False,
+                policies=ids,
+                reasons=[self._explain(pid, set(), principal, catalog, action) for pid in ids],
                 clearance=principal.clearance,
                 policy_version=self.policies.version,
-                decisions=0,
-                readable_entities=readable if allowed else [],
+                decisions=1,
             )
 
         results = cedarpy.is_authorized_batch(requests, self._text, cedar_entities)
@@ -163,8 +206,10 @@ class Authorizer:
         permitted_by: set[str] = set()
         masked: dict[str, MaskedComponent] = {}
         entity_ok = dict.fromkeys(entities, True)
+        all_confirmable = True
         for (entity, account, month, probe), res in zip(keys, results, strict=True):
-            ids = [self.policies.statements[int(r.removeprefix("policy"))].policy_id for r in res.diagnostics.reasons]
+            positions = [int(r.removeprefix("policy")) for r in res.diagnostics.reasons]
+            ids = [self.policies.statements[i].policy_id for i in positions]
             if res.allowed:
                 permitted_by.update(ids)
                 continue
@@ -183,6 +228,11 @@ class Authorizer:
             if not ids:
                 ids = ["POL-DEFAULT-DENY"]
             entity_ok[entity] = False
+            # A denial a confirmation can lift must come from confirmable statements only (POL-002 has a role
+            # statement too, which no confirmation lifts).
+            all_confirmable = (
+                all_confirmable and bool(positions) and all(self.policies.statements[i].confirmable for i in positions)
+            )
             for pid in ids:
                 denied_by.setdefault(pid, set()).add((entity, account, month))
 
@@ -194,6 +244,7 @@ class Authorizer:
                 reasons.append("You may ask about " + ", ".join(allowed_entities) + " instead.")
             return AuthorizeResult(
                 allowed=False,
+                needs_confirmation=all_confirmable,
                 policies=ordered,
                 reasons=reasons,
                 allowed_entities=allowed_entities,
@@ -217,7 +268,25 @@ class Authorizer:
         )
 
     def _readable_entities(self, principal: Principal, catalog: Catalog) -> list[str]:
-        """Entities the principal may read at all: one neutral slice per entity (closed period, no payroll)."""
+        """Entities the principal may read at all, cached per (principal attributes, tenant's entities)."""
+        key = (
+            principal.id,
+            principal.tenant,
+            tuple(principal.roles),
+            principal.region or "",
+            tuple(principal.entities),
+            catalog.tenant,
+            tuple(sorted((c, e.region) for c, e in catalog.entities.items())),
+        )
+        cached = self._readable.get(key)
+        if cached is None:
+            if len(self._readable) > 4096:
+                self._readable.clear()  # a bound, not an LRU: principals and catalogs change rarely
+            cached = self._readable[key] = self._compute_readable(principal, catalog)
+        return list(cached)
+
+    def _compute_readable(self, principal: Principal, catalog: Catalog) -> list[str]:
+        """One neutral slice per entity (closed period, no payroll): which entities may the principal read."""
         entities: list[dict[str, Any]] = [self._principal_entity(principal)]
         requests = []
         codes = sorted(catalog.entities)
@@ -265,6 +334,11 @@ class Authorizer:
         if pid == "POL-001":
             names = ", ".join(f"{catalog.accounts[a].name} ({a})" for a in accs)
             return f"POL-001: {names} is payroll data, which the {', '.join(principal.roles)} role may not read."
+        if pid == "POL-002" and principal.roles and any(r in ("cfo", "finance_director") for r in principal.roles):
+            return (
+                "POL-002: consolidating across entities needs a reading of the question with confidence above "
+                "0.95; confirm what Docket understood and it will proceed."
+            )
         if pid == "POL-002":
             return (
                 "POL-002: only the CFO and the finance director may consolidate figures across entities; "

@@ -105,6 +105,61 @@ async def llm_stack(
     index.close()
 
 
+@pytest.fixture(scope="module")
+async def pol002_stack(
+    temporal_env: WorkflowEnvironment, sqlite_db: tuple[str, Engine], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[LLMStack]:
+    """Rules settle questions at 0.9: above the confirm threshold (0.8), below POL-002's 0.95 for consolidation."""
+    url, engine = sqlite_db
+    task_queue = f"docket-pol002-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        task_queue=task_queue, database_url=url, data_dir=tmp_path_factory.mktemp("p"), confirm_timeout_seconds=3
+    )
+    index = DocumentIndex.open()
+    sync_index(engine, index)
+    components = Components(engine=engine, index=index, generator=TemplateGenerator(), thresholds=Thresholds(rule=0.9))
+    app = create_app(settings, engine=engine, client=temporal_env.client)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        make_worker(temporal_env.client, task_queue, components.activities()),
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://docket.test") as http,
+    ):
+        yield LLMStack(http, settings, engine, temporal_env)
+    index.close()
+
+
+async def test_consolidation_of_an_uncertain_reading_waits_for_confirmation(pol002_stack: LLMStack) -> None:
+    question = "What was total revenue for the group in October 2026?"
+    wid = (await pol002_stack.ask("alice", question))["request_id"]
+    waiting = await pol002_stack.until_stage(wid, "alice", "confirm")
+    assert waiting["awaiting_confirmation"]["confidence"] <= 0.95
+    ok = await pol002_stack.http.post(
+        f"/v1/requests/{wid}/confirm", json={"accept": True}, headers=pol002_stack.auth("alice")
+    )
+    assert ok.status_code == 200, ok.text
+    result = await pol002_stack.result(wid, "alice")
+    assert result["outcome"] == "qualified"  # MER-BR 2026-10 is missing
+    assert result["facts"][0]["value"] == ORACLE.sum("meridian", ORACLE.entities_of("meridian"), "4", ["2026-10"]).total
+    stages = audit_stages(pol002_stack.engine, wid)
+    assert (
+        ("authorize", "denied") in stages and ("confirm", "accepted") in stages and ("authorize", "allowed") in stages
+    )
+
+
+async def test_consolidation_without_confirmation_is_a_clarification(pol002_stack: LLMStack) -> None:
+    wid = (await pol002_stack.ask("alice", "What was total revenue for the group in October 2026?"))["request_id"]
+    result = await pol002_stack.result(wid, "alice")
+    assert result["outcome"] == "clarification_required"
+    assert "POL-002" in result["answer"] and result["facts"] == []
+
+
+async def test_an_analyst_still_may_not_consolidate(pol002_stack: LLMStack) -> None:
+    wid = (await pol002_stack.ask("carol", "What was total revenue for the group in October 2026?"))["request_id"]
+    result = await pol002_stack.result(wid, "carol")
+    assert result["outcome"] == "denied" and "POL-002" in result["authorization"]["policies"]
+
+
 def audit_stages(engine: Engine, wid: str) -> list[tuple[str, str]]:
     t = table_of(AuditEventRow)
     with engine.connect() as conn:

@@ -105,6 +105,11 @@ def test_heidi_without_entitlements_denied_by_pol_005(ask: Ask) -> None:
 )
 def test_alice_may_ask_anything(ask: Ask, question: str) -> None:
     result = ask("alice", question)
+    if "group" in question:
+        # The rules alone read a group total at 0.9: POL-002 wants > 0.95 before consolidating, so the CFO is
+        # asked to confirm (the only denial a confirmation lifts), not refused.
+        assert not result.allowed and result.policies == ["POL-002"] and result.needs_confirmation
+        return
     assert result.allowed
     assert result.masked == []
     assert result.decisions > 0
@@ -134,10 +139,13 @@ def test_dave_reads_his_own_region(ask: Ask) -> None:
 
 def test_only_cfo_and_finance_director_consolidate(ask: Ask) -> None:
     question = "What was total revenue for the group in October 2026?"
-    assert ask("bob", question).allowed
+    bob = ask("bob", question)
+    # At the rules' 0.9 the finance director is asked to confirm (POL-002's confidence clause), nothing else.
+    assert bob.policies == ["POL-002"] and bob.needs_confirmation
     denied = ask("dave", question)
     assert not denied.allowed
     assert "POL-002" in denied.policies
+    assert not denied.needs_confirmation  # a role denial: no confirmation lifts it
 
 
 def test_partial_entitlement_suggests_what_may_be_asked(ask: Ask) -> None:
@@ -214,7 +222,8 @@ def test_tenant_mismatch_on_a_document_question(ask: Ask) -> None:
 def test_builtin_policies_map_positions_to_ids() -> None:
     policies = load_builtin_policies()
     ids = [s.policy_id for s in policies.statements]
-    assert ids == ["POL-BASE", "POL-001", "POL-002", "POL-003", "POL-004", "POL-004", "POL-005", "POL-006"]
+    assert ids == ["POL-BASE", "POL-001", "POL-002", "POL-002", "POL-003", "POL-004", "POL-004", "POL-005", "POL-006"]
+    assert [s.confirmable for s in policies.statements].count(True) == 1  # POL-002's confidence clause
     assert all(s.text.rstrip().endswith(";") for s in policies.statements)
     assert policies.version.startswith("builtin-")
     assert policies == parse_policies(BUILTIN_POLICIES.read_text(encoding="utf-8"))
