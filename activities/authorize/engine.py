@@ -93,6 +93,7 @@ class Authorizer:
         self.policies = policies
         self._text = policies.text
         self._readable: dict[tuple[object, ...], list[str]] = {}
+        self._clearance: dict[tuple[str, ...], str] = {}
 
     def _principal_entity(self, p: Principal) -> dict[str, Any]:
         return {
@@ -186,7 +187,7 @@ class Authorizer:
                     allowed=True,
                     policies=ids,
                     allowed_entities=[],
-                    clearance=principal.clearance,
+                    clearance=self.readable_clearance(principal, catalog.tenant),
                     policy_version=self.policies.version,
                     decisions=1,
                     readable_entities=readable,
@@ -196,7 +197,7 @@ class Authorizer:
                 allowed=False,
                 policies=ids,
                 reasons=[self._explain(pid, set(), principal, catalog, action) for pid in ids],
-                clearance=principal.clearance,
+                clearance=self.readable_clearance(principal, catalog.tenant),
                 policy_version=self.policies.version,
                 decisions=1,
             )
@@ -248,7 +249,7 @@ class Authorizer:
                 policies=ordered,
                 reasons=reasons,
                 allowed_entities=allowed_entities,
-                clearance=principal.clearance,
+                clearance=self.readable_clearance(principal, catalog.tenant),
                 policy_version=self.policies.version,
                 decisions=len(requests),
                 readable_entities=readable,
@@ -261,11 +262,43 @@ class Authorizer:
             reasons=reasons,
             masked=list(masked.values()),
             allowed_entities=allowed_entities,
-            clearance=principal.clearance,
+            clearance=self.readable_clearance(principal, catalog.tenant),
             policy_version=self.policies.version,
             decisions=len(requests),
             readable_entities=readable,
         )
+
+    def readable_clearance(self, principal: Principal, tenant: str) -> str:
+        """The highest document classification the policy set lets the principal read (POL-007), by Cedar.
+
+        Retrieval filters on it, so which documents a search may return is a policy decision, not a copy of the
+        principal's attribute.
+        """
+        key = (principal.id, principal.tenant, principal.clearance, tenant)
+        if key not in self._clearance:
+            entities: list[dict[str, Any]] = [self._principal_entity(principal)]
+            requests = []
+            for level, name in enumerate(CLEARANCES):
+                entities.append(
+                    {
+                        "uid": _uid("Document", f"level-{name}"),
+                        "attrs": {"tenant": tenant, "level": level},
+                        "parents": [],
+                    }
+                )
+                requests.append(
+                    {
+                        "principal": f'Docket::Principal::"{principal.id}"',
+                        "action": 'Docket::Action::"read"',
+                        "resource": f'Docket::Document::"level-{name}"',
+                        "context": {"classification_confidence": 0},
+                    }
+                )
+            results = cedarpy.is_authorized_batch(requests, self._text, entities)
+            allowed = [name for name, res in zip(CLEARANCES, results, strict=True) if res.allowed]
+            # "none" when even public documents are off limits: the search then returns nothing.
+            self._clearance[key] = allowed[-1] if allowed else "none"
+        return self._clearance[key]
 
     def _readable_entities(self, principal: Principal, catalog: Catalog) -> list[str]:
         """Entities the principal may read at all, cached per (principal attributes, tenant's entities)."""

@@ -216,7 +216,10 @@ class DocumentIndex:
                 "document search without a tenant filter refused",
                 hint="every search must name the tenant of the asker",
             )
-        max_level = CLEARANCES.index(query.max_clearance) if query.max_clearance in CLEARANCES else 0
+        if query.max_clearance not in CLEARANCES:
+            # POL-007 lets this principal read no document at all (or the value is unknown): fail closed.
+            return RetrieveResult(passages=[], mode="lexical")
+        max_level = CLEARANCES.index(query.max_clearance)
         must: list[models.Condition] = [
             models.FieldCondition(key="tenant", match=models.MatchValue(value=query.tenant)),
             models.FieldCondition(key="classification_level", range=models.Range(lte=max_level)),

@@ -222,7 +222,18 @@ def test_tenant_mismatch_on_a_document_question(ask: Ask) -> None:
 def test_builtin_policies_map_positions_to_ids() -> None:
     policies = load_builtin_policies()
     ids = [s.policy_id for s in policies.statements]
-    assert ids == ["POL-BASE", "POL-001", "POL-002", "POL-002", "POL-003", "POL-004", "POL-004", "POL-005", "POL-006"]
+    assert ids == [
+        "POL-BASE",
+        "POL-001",
+        "POL-002",
+        "POL-002",
+        "POL-003",
+        "POL-004",
+        "POL-004",
+        "POL-005",
+        "POL-007",
+        "POL-006",
+    ]
     assert [s.confirmable for s in policies.statements].count(True) == 1  # POL-002's confidence clause
     assert all(s.text.rstrip().endswith(";") for s in policies.statements)
     assert policies.version.startswith("builtin-")

@@ -98,7 +98,7 @@ def test_cli_policy_commands(tmp_path: Path, engine: Engine) -> None:
 
     assert docket("ingest", "ledger", str(DEMO)).returncode == 0
     assert docket("ingest", "principals", str(DEMO / "principals.json")).returncode == 0
-    assert "valid: 9 statements" in docket("policy", "validate", str(BUILTIN_POLICIES)).stdout
+    assert "valid: 10 statements" in docket("policy", "validate", str(BUILTIN_POLICIES)).stdout
     tested = docket("policy", "test", str(BUILTIN_POLICIES))
     assert tested.returncode == 0 and "15 passed, 0 failed" in tested.stdout
     trial = tmp_path / "trial.cedar"
@@ -111,3 +111,27 @@ def test_cli_policy_commands(tmp_path: Path, engine: Engine) -> None:
     bad = tmp_path / "bad.cedar"
     bad.write_text("permit(principal, action, resource);", encoding="utf-8")
     assert docket("policy", "activate", str(bad)).returncode == 1
+
+
+def test_document_clearance_is_a_cedar_decision(engine: Engine) -> None:
+    from activities.authorize.engine import Authorizer, parse_policies
+    from docket.catalog import load_principal
+
+    builtin = Authorizer(parse_policies(BUILTIN))
+    seen = {}
+    for who in ("alice", "bob", "carol", "heidi", "ken"):
+        principal = load_principal(engine, who)
+        assert principal is not None
+        seen[who] = builtin.readable_clearance(principal, principal.tenant)
+    assert seen == {
+        "alice": "restricted",
+        "bob": "confidential",
+        "carol": "internal",
+        "heidi": "public",
+        "ken": "internal",
+    }
+    carol = load_principal(engine, "carol")
+    assert carol is not None
+    assert builtin.readable_clearance(carol, "globex") == "none"  # another tenant: no document at all (POL-006)
+    without = BUILTIN.replace("unless { principal.clearance >= resource.level }", "when { false }")
+    assert Authorizer(parse_policies(without)).readable_clearance(carol, "meridian") == "restricted"
