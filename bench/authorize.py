@@ -134,6 +134,10 @@ class _ParsedOnce:
     def __init__(self) -> None:
         self._handles: dict[str, Any] = {}
 
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (PolicySet, Entities, is_authorized, …) is cedarpy's own.
+        return getattr(cedarpy, name)
+
     def is_authorized_batch(self, requests: list[dict[str, Any]], policies: Any, entities: Any) -> Any:
         if isinstance(policies, str):
             if policies not in self._handles:
@@ -362,13 +366,11 @@ def render(report: dict[str, Any]) -> str:
         f"{TARGET_BATCH_S:g} s batched: median {b['median_s']:.3f} s over {len(b['wall_s'])} rounds ({walls}) "
         f"({'met' if ok_batch else 'NOT met'}).",
         "",
-        f"Where a lookup's time goes: `decide` makes two Cedar calls, one for the slice itself and one for the "
-        f"readable-entities probe (a request per entity of the tenant; p50 {probe['p50_ms']:.3f} ms alone, "
-        f"{probe['p50_ms'] / lookup['p50_ms']:.0%} of the lookup), and cedarpy parses the policy text again on "
-        f"each call. What-ifs on the same code: the policy text parsed once into a `cedarpy.PolicySet` handle, p50 "
-        f"{parsed['p50_ms']:.3f} ms; the probe's answer kept per principal (it depends only on principal, catalog "
-        f"and policy set), p50 {kept['p50_ms']:.3f} ms; both, p50 {both['p50_ms']:.3f} ms "
-        f"({'within' if both['p50_ms'] <= TARGET_P50_MS else 'still above'} the target).",
+        f"Where a lookup's time goes: `decide` makes one Cedar batch for the slices (the readable-entities probe "
+        f"is cached per principal and catalog: p50 {probe['p50_ms']:.3f} ms when warm), against a policy set the "
+        f"`Authorizer` parsed once into a `cedarpy.PolicySet` handle, with the entities handed over as one parsed "
+        f"`cedarpy.Entities` handle. The what-if rows (extra parse-once and probe-cache shims) now measure the "
+        f"same code as the plain lookup: p50 {parsed['p50_ms']:.3f}, {kept['p50_ms']:.3f} and {both['p50_ms']:.3f} ms.",
         END,
     ]
     return "\n".join(line for line in lines if line is not None)
