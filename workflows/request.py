@@ -250,37 +250,7 @@ class RequestWorkflow:
             cls = confirmed
 
         # 2 authorize
-        self._enter(Stage.AUTHORIZE)
-        authz = await workflow.execute_local_activity(
-            names.AUTHORIZE,
-            AuthorizeInput(
-                tenant=req.tenant, principal_id=req.principal_id, action=required_action(cls), classification=cls
-            ),
-            result_type=AuthorizeResult,
-            start_to_close_timeout=FAST,
-            retry_policy=FAST_RETRY,
-        )
-        base.authorization = AuthorizationView(
-            allowed=authz.allowed,
-            policies=authz.policies,
-            reasons=authz.reasons,
-            masked=authz.masked,
-            policy_version=authz.policy_version,
-        )
-        events.append(
-            AuditEvent(
-                step=len(events) + 1,
-                stage=Stage.AUTHORIZE.value,
-                actor=actor,
-                decision="allowed" if authz.allowed else "denied",
-                detail={
-                    "policies": authz.policies,
-                    "decisions": authz.decisions,
-                    "masked": [m.account for m in authz.masked],
-                },
-                policy_version=authz.policy_version,
-            )
-        )
+        authz = await self._authorize(req, cls, base, events)
         if not authz.allowed and authz.needs_confirmation and not cls.needs_confirmation and cls.confidence < 1.0:
             # Denied only by a rule that a person's confirmation lifts (POL-002: consolidation needs a reading
             # above 0.95): confirm, then decide again on the confirmed reading.
@@ -288,24 +258,7 @@ class RequestWorkflow:
             if confirmed is None:
                 return await self._finish(wid, base, events)
             cls = confirmed
-            self._enter(Stage.AUTHORIZE)
-            authz = await workflow.execute_local_activity(
-                names.AUTHORIZE,
-                AuthorizeInput(
-                    tenant=req.tenant, principal_id=req.principal_id, action=required_action(cls), classification=cls
-                ),
-                result_type=AuthorizeResult,
-                start_to_close_timeout=FAST,
-                retry_policy=FAST_RETRY,
-            )
-            base.authorization = AuthorizationView(
-                allowed=authz.allowed,
-                policies=authz.policies,
-                reasons=authz.reasons,
-                masked=authz.masked,
-                policy_version=authz.policy_version,
-            )
-            audit(Stage.AUTHORIZE, "allowed" if authz.allowed else "denied", policies=authz.policies, reauthorized=True)
+            authz = await self._authorize(req, cls, base, events)
         if not authz.allowed:
             base.outcome = Outcome.DENIED
             base.answer = "I can't answer this. " + " ".join(authz.reasons)
@@ -462,6 +415,43 @@ class RequestWorkflow:
         base.generator = gen.generator
         base.usage = gen.usage
         return await self._finish(wid, base, events)
+
+    async def _authorize(
+        self, req: RequestInput, cls: ClassifyResult, base: RequestResult, events: list[AuditEvent]
+    ) -> AuthorizeResult:
+        """One Cedar decision for the reading, recorded on the result and as an audit event."""
+        self._enter(Stage.AUTHORIZE)
+        authz: AuthorizeResult = await workflow.execute_local_activity(
+            names.AUTHORIZE,
+            AuthorizeInput(
+                tenant=req.tenant, principal_id=req.principal_id, action=required_action(cls), classification=cls
+            ),
+            result_type=AuthorizeResult,
+            start_to_close_timeout=FAST,
+            retry_policy=FAST_RETRY,
+        )
+        base.authorization = AuthorizationView(
+            allowed=authz.allowed,
+            policies=authz.policies,
+            reasons=authz.reasons,
+            masked=authz.masked,
+            policy_version=authz.policy_version,
+        )
+        events.append(
+            AuditEvent(
+                step=len(events) + 1,
+                stage=Stage.AUTHORIZE.value,
+                actor=req.principal_id,
+                decision="allowed" if authz.allowed else "denied",
+                detail={
+                    "policies": authz.policies,
+                    "decisions": authz.decisions,
+                    "masked": [m.account for m in authz.masked],
+                },
+                policy_version=authz.policy_version,
+            )
+        )
+        return authz
 
     async def _confirm(
         self, cls: ClassifyResult, base: RequestResult, audit: Callable[..., None], why: str
