@@ -29,7 +29,6 @@ import gc
 import json
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from activities.authorize import engine as authorize_engine
 from activities.authorize.engine import Authorizer, load_builtin_policies
 from activities.classify.rules import RuleClassifier
 from bench.classifier import cpu_model, percentile, pin_one_core
+from bench.report import write_section
 from docket import db, ingest
 from docket.catalog import Catalog, load_catalog, load_principal
 from docket.contracts import (
@@ -376,17 +376,6 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(line for line in lines if line is not None)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the marked section, or append it; everything else in the file stays as it is."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
-    found = pattern.search(text)
-    path.write_text(
-        pattern.sub(lambda _: section, text) if found else text.rstrip("\n") + "\n\n" + section + "\n",
-        encoding="utf-8",
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=2000, help="calls per request kind, split over the rounds")
@@ -403,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if str(args.out) == "-":
         sys.stdout.write(section + "\n")
     else:
-        write_section(args.out, section)
+        write_section(args.out, section, BEGIN, END)
         sys.stdout.write(f"wrote the authorization section of {args.out}; raw results in {args.json}\n")
     return 0
 

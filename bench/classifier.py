@@ -26,7 +26,6 @@ import gc
 import json
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -40,6 +39,7 @@ from activities.classify.evaluate import load_demo_catalog
 from activities.classify.hybrid import HybridClassifier
 from activities.classify.model import DEFAULT_MODEL, IntentModel
 from activities.classify.rules import RuleClassifier
+from bench.report import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN = "<!-- classifier-bench:begin -->"
@@ -202,17 +202,6 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(line for line in lines if line is not None)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the marked section, or append it; everything else in the file stays as it is."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
-    found = pattern.search(text)
-    path.write_text(
-        pattern.sub(lambda _: section, text) if found else text.rstrip("\n") + "\n\n" + section + "\n",
-        encoding="utf-8",
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=3)
@@ -226,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if str(args.out) == "-":
         sys.stdout.write(section + "\n")
     else:
-        write_section(args.out, section)
+        write_section(args.out, section, BEGIN, END)
         sys.stdout.write(f"wrote the classifier section of {args.out}; raw results in {args.json}\n")
     return 0
 

@@ -37,6 +37,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from docket.calendar import MONTH_NAMES as MONTHS
+
 ROOT = Path(__file__).resolve().parents[2]
 PACK = ROOT / "examples" / "meridian"
 DATASET = Path(__file__).with_name("data") / "requests.jsonl"
@@ -79,20 +81,6 @@ PREFIX = {
     "out_of_scope": "oos",
 }
 
-MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
 
 # ---------------------------------------------------------------- vocabulary (general language, not the catalog)
 

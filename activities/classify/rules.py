@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from docket.calendar import MONTHS_LOWER as MONTHS
 from docket.catalog import Catalog
 from docket.contracts import ClassifyResult, Complexity, Intent, PeriodRef, Shock, SlotMatch, Slots
 
@@ -78,20 +79,6 @@ GROUP_PHRASES = [
     "total company",
 ]
 
-MONTHS = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-]
 MONTH_ABBR = {m[:3]: i + 1 for i, m in enumerate(MONTHS)} | {"sept": 9}
 MONTH_FULL = {m: i + 1 for i, m in enumerate(MONTHS)}
 

@@ -17,25 +17,12 @@ from typing import Any, Protocol
 import openai
 from openai import AsyncOpenAI
 
+from docket.calendar import MONTH_NAMES
 from docket.contracts import Fact, GenerateInput, GenerateResult, Usage
 from docket.errors import ModelBadRequestError, ModelUnavailableError
 from prompts import registry
 
 TEMPLATE_MODEL = "none (template)"
-MONTH_NAMES = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
 
 
 def period_name(label: str) -> str:

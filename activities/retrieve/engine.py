@@ -17,6 +17,7 @@ from qdrant_client import QdrantClient, models
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
+from docket.calendar import MONTHS_LOWER as MONTHS
 from docket.contracts import Passage, RetrievalQuery, RetrieveResult
 from docket.db import Document
 from docket.errors import TenantFilterMissingError
@@ -82,22 +83,6 @@ def chunk_text(body: str) -> list[str]:
     if current:
         chunks.append(current)
     return chunks
-
-
-MONTHS = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-]
 
 
 def _month_pattern(month: str) -> re.Pattern[str]:

@@ -34,6 +34,20 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def stack_env(tmp: Path) -> tuple[dict[str, int], dict[str, str]]:
+    """Free ports and an environment of our own (nothing inherited that would point docket up elsewhere)."""
+    ports = {"temporal": free_port(), "ui": free_port(), "api": free_port()}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKET_", "TEMPORAL_", "OPENAI_", "DATABASE_"))}
+    env |= {
+        "DOCKET_DATA_DIR": str(tmp / "data"),
+        "DOCKET_DEMO_DATA": str(DEMO),
+        "DOCKET_API_PORT": str(ports["api"]),
+        "DOCKET_NAMESPACE_UI_URL": f"http://localhost:{ports['ui']}",
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
+    }
+    return ports, env
+
+
 @dataclass
 class Up:
     proc: subprocess.Popen[str]
@@ -55,15 +69,7 @@ class Up:
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     tmp = tmp_path_factory.mktemp("up")
-    ports = {"temporal": free_port(), "ui": free_port(), "api": free_port()}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKET_", "TEMPORAL_", "OPENAI_", "DATABASE_"))}
-    env |= {
-        "DOCKET_DATA_DIR": str(tmp / "data"),
-        "DOCKET_DEMO_DATA": str(DEMO),
-        "DOCKET_API_PORT": str(ports["api"]),
-        "DOCKET_NAMESPACE_UI_URL": f"http://localhost:{ports['ui']}",
-        "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
-    }
+    ports, env = stack_env(tmp)
     log = tmp / "up.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -155,15 +161,7 @@ def test_second_up_says_one_is_running(up: Up) -> None:
 
 def test_children_die_with_a_killed_up(tmp_path: Path) -> None:
     """Even SIGKILL of `docket up` (no chance to clean up) must not leave a dev server holding the ports."""
-    ports = {"temporal": free_port(), "ui": free_port(), "api": free_port()}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKET_", "TEMPORAL_", "OPENAI_", "DATABASE_"))}
-    env |= {
-        "DOCKET_DATA_DIR": str(tmp_path / "data"),
-        "DOCKET_DEMO_DATA": str(DEMO),
-        "DOCKET_API_PORT": str(ports["api"]),
-        "DOCKET_NAMESPACE_UI_URL": f"http://localhost:{ports['ui']}",
-        "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
-    }
+    ports, env = stack_env(tmp_path)
     log = tmp_path / "up.log"
     with log.open("w") as out:
         proc = subprocess.Popen(

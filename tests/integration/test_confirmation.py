@@ -74,6 +74,27 @@ class LLMStack:
         return dict((await self.http.get(f"/v1/requests/{wid}", headers=self.auth(principal))).json())
 
 
+async def confirm_stack(
+    env: WorkflowEnvironment, sqlite_db: tuple[str, Engine], tmp: Path, **components: Any
+) -> AsyncIterator[LLMStack]:
+    """Worker + API on their own task queue, with a 3 s confirmation timeout to keep the timeout path short."""
+    url, engine = sqlite_db
+    task_queue = f"docket-confirm-{uuid.uuid4().hex[:8]}"
+    settings = Settings(task_queue=task_queue, database_url=url, data_dir=tmp, confirm_timeout_seconds=3)
+    index = DocumentIndex.open()
+    sync_index(engine, index)
+    parts = Components(engine=engine, index=index, generator=TemplateGenerator(), **components)
+    app = create_app(settings, engine=engine, client=env.client)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        make_worker(env.client, task_queue, parts.activities()),
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://docket.test") as http,
+    ):
+        yield LLMStack(http, settings, engine, env)
+    index.close()
+
+
 @pytest.fixture(scope="module")
 async def llm_stack(
     temporal_env: WorkflowEnvironment,
@@ -81,28 +102,12 @@ async def llm_stack(
     stub: StubOpenAI,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[LLMStack]:
-    url, engine = sqlite_db
-    task_queue = f"docket-confirm-{uuid.uuid4().hex[:8]}"
-    # A short confirmation timeout keeps the timeout path a few seconds long.
-    settings = Settings(
-        task_queue=task_queue, database_url=url, data_dir=tmp_path_factory.mktemp("c"), confirm_timeout_seconds=3
-    )
-    index = DocumentIndex.open()
-    sync_index(engine, index)
     llm = OpenAIClassifier(AsyncOpenAI(base_url=stub.base_url, api_key="x", max_retries=0), "stub-classifier")
     # Rules and model never settle: every question goes to the language model, as an ambiguous one would.
-    components = Components(
-        engine=engine, index=index, generator=TemplateGenerator(), llm=llm, thresholds=Thresholds(rule=1.01, model=1.01)
-    )
-    app = create_app(settings, engine=engine, client=temporal_env.client)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        make_worker(temporal_env.client, task_queue, components.activities()),
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://docket.test") as http,
+    async for s in confirm_stack(
+        temporal_env, sqlite_db, tmp_path_factory.mktemp("c"), llm=llm, thresholds=Thresholds(rule=1.01, model=1.01)
     ):
-        yield LLMStack(http, settings, engine, temporal_env)
-    index.close()
+        yield s
 
 
 @pytest.fixture(scope="module")
@@ -110,23 +115,10 @@ async def pol002_stack(
     temporal_env: WorkflowEnvironment, sqlite_db: tuple[str, Engine], tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[LLMStack]:
     """Rules settle questions at 0.9: above the confirm threshold (0.8), below POL-002's 0.95 for consolidation."""
-    url, engine = sqlite_db
-    task_queue = f"docket-pol002-{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        task_queue=task_queue, database_url=url, data_dir=tmp_path_factory.mktemp("p"), confirm_timeout_seconds=3
-    )
-    index = DocumentIndex.open()
-    sync_index(engine, index)
-    components = Components(engine=engine, index=index, generator=TemplateGenerator(), thresholds=Thresholds(rule=0.9))
-    app = create_app(settings, engine=engine, client=temporal_env.client)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        make_worker(temporal_env.client, task_queue, components.activities()),
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://docket.test") as http,
+    async for s in confirm_stack(
+        temporal_env, sqlite_db, tmp_path_factory.mktemp("p"), thresholds=Thresholds(rule=0.9)
     ):
-        yield LLMStack(http, settings, engine, temporal_env)
-    index.close()
+        yield s
 
 
 async def test_consolidation_of_an_uncertain_reading_waits_for_confirmation(pol002_stack: LLMStack) -> None:
