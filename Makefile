@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned: the CPU build (a local wheel on the project's machines); the local embedder needs it.
+	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
@@ -33,6 +35,7 @@ bench: install
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.classifier
 	$(BIN)/python -m bench.authorize
+	$(BIN)/python -m bench.retrieval
 
 clean:
 	rm -rf $(VENV) .docket .mypy_cache .ruff_cache .pytest_cache

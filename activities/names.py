@@ -12,3 +12,10 @@ INDEX_DOCUMENTS = "index_documents"
 
 REQUEST_WORKFLOW = "RequestWorkflow"
 INGEST_WORKFLOW = "IngestWorkflow"
+
+# Retrieval issue: authorized ingestion and index versions.
+AUTHORIZE_INGEST = "authorize_ingest"
+STORE_DOCUMENTS = "store_documents"
+DELETE_DOCUMENTS = "delete_documents"
+INDEX_ADMIN = "index_admin"
+INDEX_WORKFLOW = "IndexWorkflow"

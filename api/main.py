@@ -12,7 +12,7 @@ from temporalio.client import Client
 
 from api import problems
 from api.deps import AppState
-from api.routes import admin, health, requests
+from api.routes import admin, documents, health, requests
 from docket import __version__, db
 from docket.settings import Settings, load_settings
 
@@ -51,7 +51,13 @@ def create_app(
     app.include_router(health.router)
     app.include_router(requests.router)
     app.include_router(admin.router)
-    app.add_middleware(problems.BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.include_router(documents.router)
+    app.add_middleware(
+        problems.BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        # Documents are larger than questions; the route checks its own limit again after reading.
+        overrides={"/v1/documents": settings.max_document_bytes},
+    )
     return app
 
 

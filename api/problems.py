@@ -109,9 +109,10 @@ def install(app: FastAPI) -> None:
 class BodyLimitMiddleware:
     """Reject bodies over a size limit before they are read into memory (413 problem+json)."""
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: Any, max_bytes: int, overrides: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.overrides = overrides or {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -119,15 +120,19 @@ class BodyLimitMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
+        path = scope.get("path", "")
+        limit = next((n for prefix, n in self.overrides.items() if path.startswith(prefix)), self.max_bytes)
         too_big = problem_response(
             413,
             "body-too-large",
             "The request body is too large",
-            detail=f"the limit is {self.max_bytes} bytes",
-            hint="questions are short; send at most a few KB",
-            instance=scope.get("path", ""),
+            detail=f"the limit is {limit} bytes",
+            hint="questions are short; send at most a few KB"
+            if limit == self.max_bytes
+            else "split the document, or raise DOCKET_MAX_DOCUMENT_BYTES",
+            instance=path,
         )
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             await too_big(scope, receive, send)
             return
         received = 0
@@ -139,7 +144,7 @@ class BodyLimitMiddleware:
             if message["type"] != "http.request":
                 break
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
+            if received > limit:
                 await too_big(scope, receive, send)
                 return
             if not message.get("more_body", False):

@@ -15,8 +15,10 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 
+import cli.retrieval_eval  # noqa: F401 - registers `docket eval retrieval` on eval_app
 from cli.audit import audit_app
 from cli.classifier import eval_app, train_app
+from cli.index import index_app
 from cli.policy import policy_app
 from docket import db, ingest, tokens
 from docket.catalog import load_principal
@@ -285,32 +287,66 @@ class IngestKind(StrEnum):
 @app.command(name="ingest")
 def ingest_cmd(
     kind: Annotated[IngestKind, typer.Argument(help="what to load")],
-    path: Annotated[Path, typer.Argument(help="ledger folder (CSV files), documents file/folder, principals.json")],
+    path: Annotated[
+        Path | None, typer.Argument(help="ledger folder (CSV files), documents file/folder, principals.json")
+    ] = None,
+    as_: Annotated[
+        str, typer.Option("--as", help="documents: the principal adding them (ingestion is authorized)")
+    ] = "",
+    delete: Annotated[list[str] | None, typer.Option(help="documents: delete this document id (repeatable)")] = None,
 ) -> None:
-    """Load data idempotently: loading the same files twice changes nothing."""
+    """Load data idempotently: loading the same files twice changes nothing.
+
+    Documents go through IngestWorkflow: staged, authorized for --as (documents.cedar), stored, then indexed.
+    """
     settings = _settings()
-    if not path.exists():
+    if kind is IngestKind.documents:
+        _ingest_documents(settings, path, as_, delete or [])
+        return
+    if path is None or not path.exists():
         raise fail(f"{path} does not exist", "pass a path to a file or folder", 2)
     db.migrate(settings.db_url)
     engine = db.make_engine(settings.db_url)
     try:
-        loader = {
-            IngestKind.ledger: ingest.load_ledger,
-            IngestKind.documents: ingest.load_documents,
-            IngestKind.principals: ingest.load_principals,
-        }[kind]
+        loader = ingest.load_ledger if kind is IngestKind.ledger else ingest.load_principals
         report = loader(engine, path)
     except ingest.IngestError as exc:
         raise fail(exc.message, exc.hint, 2) from exc
     finally:
         engine.dispose()
     echo(f"loaded {report.summary()}")
-    if kind is IngestKind.documents and report.changed_documents:
-        asyncio.run(_index_documents(settings, report.changed_documents))
-        exit_skipping_finalization(0)
 
 
-async def _index_documents(settings: Settings, changed: dict[str, list[str]]) -> None:
+def _ingest_documents(settings: Settings, path: Path | None, as_: str, delete: list[str]) -> None:
+    from docket.catalog import load_principal
+
+    if not as_:
+        raise fail("documents are added by a principal", "pass --as PRINCIPAL (a document manager, e.g. alice)", 2)
+    if path is None and not delete:
+        raise fail("nothing to do", "pass a documents file or folder, or --delete DOC_ID", 2)
+    if path is not None and not path.exists():
+        raise fail(f"{path} does not exist", "pass a path to a file or folder", 2)
+    db.migrate(settings.db_url)
+    engine = db.make_engine(settings.db_url)
+    try:
+        principal = load_principal(engine, as_)
+        if principal is None:
+            raise fail(f"unknown principal {as_!r}", "load principals with `docket ingest principals PATH`", 2)
+        upload_ids: list[str] = []
+        if path is not None:
+            files = [(str(f), f.read_text(encoding="utf-8")) for f in ingest.document_files(path)]
+            upload_ids = ingest.stage_uploads(engine, principal.tenant, principal.id, files)
+    except (ingest.IngestError, UnicodeDecodeError) as exc:
+        message = exc.message if isinstance(exc, ingest.IngestError) else f"not UTF-8 text: {exc}"
+        hint = exc.hint if isinstance(exc, ingest.IngestError) else "save documents as UTF-8"
+        raise fail(message, hint, 2) from exc
+    finally:
+        engine.dispose()
+    code = asyncio.run(_run_ingest(settings, principal.tenant, principal.id, upload_ids, delete))
+    exit_skipping_finalization(code)
+
+
+async def _run_ingest(settings: Settings, tenant: str, principal_id: str, uploads: list[str], delete: list[str]) -> int:
     from activities import names
     from docket import temporal
     from docket.contracts import IndexDocumentsResult, IngestInput
@@ -318,17 +354,45 @@ async def _index_documents(settings: Settings, changed: dict[str, list[str]]) ->
     try:
         client = await asyncio.wait_for(temporal.connect(), timeout=5)
     except Exception:
-        echo("Temporal is not reachable: the documents are stored and the worker indexes them when it starts.")
-        return
-    for tenant, doc_ids in changed.items():
-        result = await client.execute_workflow(
-            names.INGEST_WORKFLOW,
-            IngestInput(tenant=tenant, doc_ids=doc_ids),
-            id=f"ingest-{tenant}-{int(time.time() * 1000)}",
-            task_queue=settings.task_queue,
-            result_type=IndexDocumentsResult,
-        )
-        echo(f"indexed {result.documents} documents ({result.chunks} chunks) for {tenant}")
+        _unstage(settings, uploads)
+        echo("error: Temporal is not reachable; nothing was stored", err=True)
+        echo("  fix: start the stack with `docket up`, then run this again", err=True)
+        return 1
+    wid = f"ingest-{tenant}-{int(time.time() * 1000)}"
+    result = await client.execute_workflow(
+        names.INGEST_WORKFLOW,
+        IngestInput(tenant=tenant, principal_id=principal_id, upload_ids=uploads, delete_doc_ids=delete),
+        id=wid,
+        task_queue=settings.task_queue,
+        result_type=IndexDocumentsResult,
+    )
+    if result.denied:
+        echo(f"denied ({', '.join(result.policies)}): " + "; ".join(result.reasons), err=True)
+        return 3
+    echo(
+        f"stored {len(result.changed)} new or changed, {len(result.unchanged)} unchanged, "
+        f"deleted {len(result.deleted)}; indexed {result.chunks} chunks into {result.version or 'the active version'}"
+    )
+    if result.flagged_chunks:
+        echo("instruction-like text neutralized in: " + ", ".join(result.flagged_chunks))
+    echo(f"temporal_ui: {temporal.ui_link(settings.namespace_ui_url, wid, temporal.namespace())}")
+    return 0
+
+
+def _unstage(settings: Settings, upload_ids: list[str]) -> None:
+    """Nothing half-done: uploads whose workflow never started are removed again."""
+    from sqlmodel import Session
+
+    from docket.db import DocumentUpload
+
+    engine = db.make_engine(settings.db_url)
+    with Session(engine) as session:
+        for uid in upload_ids:
+            row = session.get(DocumentUpload, uid)
+            if row is not None:
+                session.delete(row)
+        session.commit()
+    engine.dispose()
 
 
 # ---------------------------------------------------------------- replay / doctor
@@ -361,6 +425,7 @@ app.add_typer(train_app, name="train")
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
 app.add_typer(eval_app, name="eval")
+app.add_typer(index_app, name="index")
 
 
 def main() -> None:

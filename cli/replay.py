@@ -10,10 +10,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from docket import temporal
-from workflows.ingest import IngestWorkflow
+from workflows.ingest import IndexWorkflow, IngestWorkflow
 from workflows.request import RequestWorkflow
 
-WORKFLOWS: list[type] = [RequestWorkflow, IngestWorkflow]
+WORKFLOWS: list[type] = [RequestWorkflow, IngestWorkflow, IndexWorkflow]
 
 
 async def replay_history(history: WorkflowHistory, workflows: list[type] | None = None) -> tuple[bool, str]:

@@ -313,11 +313,30 @@ class RetrieveInput(Contract):
     query: RetrievalQuery
 
 
+class NeutralizedPassage(Contract):
+    """Instruction-like text found in a retrieved chunk and removed before it reached a snippet or a prompt."""
+
+    doc_id: str
+    chunk_id: str
+    excerpt: str
+
+
 class RetrieveResult(Contract):
     """Passages found, and how they were searched."""
 
     passages: list[Passage] = Field(default_factory=list)
+    # "hybrid" (dense + sparse, RRF), "lexical" or "dense"; notes say why a search was not hybrid.
     mode: str = "lexical"
+    notes: list[str] = Field(default_factory=list)
+    neutralized: list[NeutralizedPassage] = Field(default_factory=list)
+
+
+class RetrievalView(Contract):
+    """How documents were searched for this request, and what untrusted text was neutralized."""
+
+    mode: str = "lexical"
+    notes: list[str] = Field(default_factory=list)
+    neutralized: list[NeutralizedPassage] = Field(default_factory=list)
 
 
 class PromptRef(Contract):
@@ -441,6 +460,7 @@ class RequestResult(Contract):
     usage: Usage = Field(default_factory=Usage)
     timings: dict[str, int] = Field(default_factory=dict)
     links: dict[str, str] = Field(default_factory=dict)
+    retrieval: RetrievalView | None = None
 
 
 class RequestStatus(Contract):
@@ -546,10 +566,51 @@ class RecordResult(Contract):
 
 
 class IngestInput(Contract):
-    """Input of IngestWorkflow: documents already stored in the database, to be (re)indexed."""
+    """Input of IngestWorkflow.
+
+    Staged uploads (`upload_ids`, from POST /v1/documents or `docket ingest documents`) and deletions are
+    authorized for `principal_id`, stored, then indexed. `doc_ids` alone re-indexes documents already stored.
+    """
 
     tenant: str
     doc_ids: list[str] = Field(default_factory=list)
+    principal_id: str = ""
+    upload_ids: list[str] = Field(default_factory=list)
+    delete_doc_ids: list[str] = Field(default_factory=list)
+
+
+class AuthorizeIngestInput(Contract):
+    """Input of the authorize_ingest activity."""
+
+    tenant: str
+    principal_id: str
+    upload_ids: list[str] = Field(default_factory=list)
+    delete_doc_ids: list[str] = Field(default_factory=list)
+
+
+class AuthorizeIngestResult(Contract):
+    """May this principal add these documents to (or delete them from) this tenant, and if not, why."""
+
+    allowed: bool
+    policies: list[str] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+
+
+class StoreDocumentsInput(Contract):
+    """Input of store_documents / delete_documents."""
+
+    tenant: str
+    principal_id: str
+    upload_ids: list[str] = Field(default_factory=list)
+    delete_doc_ids: list[str] = Field(default_factory=list)
+
+
+class StoreDocumentsResult(Contract):
+    """Documents written (new or changed), unchanged, and deleted."""
+
+    changed: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+    deleted: list[str] = Field(default_factory=list)
 
 
 class IndexDocumentsInput(Contract):
@@ -560,7 +621,48 @@ class IndexDocumentsInput(Contract):
 
 
 class IndexDocumentsResult(Contract):
-    """How many documents and chunks were (re)indexed."""
+    """How many documents and chunks were (re)indexed; for IngestWorkflow, also what was stored or refused."""
 
     documents: int
     chunks: int
+    version: str = ""
+    deleted: list[str] = Field(default_factory=list)
+    changed: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+    flagged_chunks: list[str] = Field(default_factory=list)
+    denied: bool = False
+    reasons: list[str] = Field(default_factory=list)
+    policies: list[str] = Field(default_factory=list)
+
+
+class IndexAdminInput(Contract):
+    """Input of IndexWorkflow: `status`, `rebuild` (build a new version, switch unless activate=False),
+    `switch` to a named version, or `rollback` to the previous one."""
+
+    action: Literal["status", "rebuild", "switch", "rollback"]
+    version: str = ""
+    activate: bool = True
+    actor: str = ""
+
+
+class IndexVersionView(Contract):
+    """One index version as `docket index status` shows it."""
+
+    name: str
+    embedder: str = ""
+    dim: int = 0
+    created_at: str = ""
+    points: int = 0
+    active: bool = False
+
+
+class IndexStatus(Contract):
+    """The index: backend, the worker's embedder, the alias target, the previous target and every version."""
+
+    backend: str
+    embedder: str = ""
+    active: str | None = None
+    previous: str | None = None
+    versions: list[IndexVersionView] = Field(default_factory=list)
+    # What the last action did (rebuild/switch/rollback), in words.
+    message: str = ""

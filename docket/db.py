@@ -85,6 +85,25 @@ class Document(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class DocumentUpload(SQLModel, table=True):
+    """A document received for ingestion, waiting for IngestWorkflow to authorize and store it.
+
+    Workflow histories carry only upload ids, never document text (documents can be restricted). The row stays
+    after it is stored (status "stored") so a retried store step returns the same answer.
+    """
+
+    __tablename__ = "document_uploads"
+    id: str = Field(primary_key=True, max_length=64)
+    tenant: str = Field(index=True, max_length=64)
+    principal_id: str = Field(max_length=64)
+    filename: str = Field(max_length=300)
+    content: str
+    sha256: str = Field(max_length=64)
+    status: str = Field(default="staged", max_length=16)
+    doc_id: str = Field(default="", max_length=128)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class RequestRecord(SQLModel, table=True):
     __tablename__ = "request_results"
     workflow_id: str = Field(primary_key=True, max_length=200)

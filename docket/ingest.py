@@ -10,6 +10,7 @@ import csv
 import hashlib
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,18 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from docket.db import Account, Document, Entity, LedgerBalance, Period, Principal, Tenant, upsert, utcnow
+from docket.db import (
+    Account,
+    Document,
+    DocumentUpload,
+    Entity,
+    LedgerBalance,
+    Period,
+    Principal,
+    Tenant,
+    upsert,
+    utcnow,
+)
 from docket.errors import DocketError
 
 CLEARANCES = ["public", "internal", "confidential", "restricted"]
@@ -164,15 +176,20 @@ def load_principals(engine: Engine, path: Path) -> IngestReport:
     return report
 
 
-def parse_document(path: Path) -> dict[str, Any]:
+DOCUMENT_SUFFIXES = (".md", ".markdown", ".txt")
+DOC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def parse_document_text(name: str, text: str) -> dict[str, Any]:
     """Parse a markdown/text document with a front matter block of `key: JSON value` lines."""
-    text = Path(path).read_text(encoding="utf-8")
+    if "\x00" in text:
+        raise IngestError(f"{name}: not a text document (contains NUL bytes)", hint="upload markdown or plain text")
     meta: dict[str, Any] = {}
     body = text
     if text.startswith("---"):
         end = text.find("\n---", 3)
         if end == -1:
-            raise IngestError(f"{path}: front matter is not closed with ---")
+            raise IngestError(f"{name}: front matter is not closed with ---", hint="end the front matter with ---")
         for line in text[3:end].strip().splitlines():
             if not line.strip():
                 continue
@@ -183,14 +200,21 @@ def parse_document(path: Path) -> dict[str, Any]:
             except json.JSONDecodeError:
                 meta[key.strip()] = raw.strip("'\"")
         body = text[end + 4 :].lstrip("\n")
-    doc_id = str(meta.get("id") or Path(path).stem)
+    doc_id = str(meta.get("id") or Path(name).stem)
+    if not DOC_ID.match(doc_id):
+        raise IngestError(f"{name}: document id {doc_id!r} is not valid", hint="letters, digits, '.', '_' and '-'")
     title = str(meta.get("title") or doc_id)
     tenant = meta.get("tenant")
     if not tenant:
-        raise IngestError(f"{path}: front matter has no tenant", hint='add `tenant: "<tenant id>"`')
+        raise IngestError(f"{name}: front matter has no tenant", hint='add `tenant: "<tenant id>"`')
     classification = str(meta.get("classification", "internal"))
     if classification not in CLEARANCES:
-        raise IngestError(f"{path}: classification {classification!r} is not one of {CLEARANCES}")
+        raise IngestError(f"{name}: classification {classification!r} is not one of {CLEARANCES}")
+    for key in ("entities", "accounts"):
+        if not isinstance(meta.get(key) or [], list):
+            raise IngestError(f"{name}: {key} must be a JSON list", hint=f'e.g. {key}: ["..."]')
+    if not body.strip():
+        raise IngestError(f"{name}: the document has no text after its front matter")
     return {
         "tenant": str(tenant),
         "doc_id": doc_id,
@@ -202,28 +226,154 @@ def parse_document(path: Path) -> dict[str, Any]:
     }
 
 
-def load_documents(engine: Engine, path: Path) -> IngestReport:
-    """Store documents (a file or a folder of *.md/*.txt); only new or changed ones are marked for indexing."""
+def parse_document(path: Path) -> dict[str, Any]:
+    """Parse a document file (see parse_document_text)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{path}: not UTF-8 text", hint="save the document as UTF-8 markdown or text") from exc
+    return parse_document_text(str(path), text)
+
+
+def document_files(path: Path) -> list[Path]:
+    """A document file, or the documents of a folder (*.md, *.markdown, *.txt)."""
     path = Path(path)
-    files = sorted(p for p in path.iterdir() if p.suffix in {".md", ".txt"}) if path.is_dir() else [path]
+    files = sorted(p for p in path.iterdir() if p.suffix in DOCUMENT_SUFFIXES) if path.is_dir() else [path]
     if not files:
         raise IngestError(f"no .md or .txt documents in {path}")
-    parsed = [parse_document(f) for f in files]
+    return files
+
+
+def _doc_sha(doc: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def stage_uploads(engine: Engine, tenant: str, principal_id: str, files: list[tuple[str, str]]) -> list[str]:
+    """Validate documents and stage them for IngestWorkflow; all or nothing. Returns the upload ids.
+
+    Every document must parse and belong to `tenant`; the workflow decides whether the principal may add it.
+    """
+    parsed = [parse_document_text(name, text) for name, text in files]
+    for (name, _), doc in zip(files, parsed, strict=True):
+        if doc["tenant"] != tenant:
+            raise IngestError(
+                f"{name}: front matter names tenant {doc['tenant']!r}, the upload is for {tenant!r}",
+                hint="documents are added to the uploader's own tenant",
+            )
+    seen: dict[str, str] = {}
+    for (name, _), doc in zip(files, parsed, strict=True):
+        if doc["doc_id"] in seen:
+            raise IngestError(f"{name}: document id {doc['doc_id']} also in {seen[doc['doc_id']]}")
+        seen[doc["doc_id"]] = name
+    ids: list[str] = []
+    with Session(engine) as session:
+        for (name, text), doc in zip(files, parsed, strict=True):
+            upload = DocumentUpload(
+                id=uuid.uuid4().hex,
+                tenant=tenant,
+                principal_id=principal_id,
+                filename=Path(name).name[:300],
+                content=text,
+                sha256=hashlib.sha256(text.encode()).hexdigest(),
+                doc_id=doc["doc_id"],
+            )
+            session.add(upload)
+            ids.append(upload.id)
+        session.commit()
+    return ids
+
+
+def staged_documents(engine: Engine, tenant: str, upload_ids: list[str]) -> list[dict[str, Any]]:
+    """The parsed documents behind upload ids (of this tenant), for authorization."""
+    with Session(engine) as session:
+        out = []
+        for uid in upload_ids:
+            row = session.get(DocumentUpload, uid)
+            if row is None or row.tenant != tenant or row.status == "rejected":
+                raise IngestError(f"upload {uid} not found for tenant {tenant}")
+            out.append(parse_document_text(row.filename, row.content))
+        return out
+
+
+def reject_uploads(engine: Engine, tenant: str, upload_ids: list[str]) -> None:
+    """Mark refused uploads rejected and drop their text; the row remains as the record that they were refused."""
+    with Session(engine) as session:
+        for uid in upload_ids:
+            row = session.get(DocumentUpload, uid)
+            if row is not None and row.tenant == tenant and row.status == "staged":
+                row.status = "rejected"
+                row.content = ""
+        session.commit()
+
+
+@dataclass
+class StoreReport:
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+
+def _store(session: Session, doc: dict[str, Any]) -> bool:
+    """Insert or update one parsed document; True when it is new or changed (a new version)."""
+    sha = _doc_sha(doc)
+    row = session.get(Document, (doc["tenant"], doc["doc_id"]))
+    if row is None:
+        session.add(Document(**doc, sha256=sha, version=1))
+    elif row.sha256 != sha:
+        for key, value in doc.items():
+            setattr(row, key, value)
+        row.sha256 = sha
+        row.version += 1
+        row.updated_at = utcnow()
+    else:
+        return False
+    return True
+
+
+def store_uploads(engine: Engine, tenant: str, upload_ids: list[str]) -> StoreReport:
+    """Store staged uploads as documents (new version when changed); idempotent for a retried step."""
+    report = StoreReport()
+    with Session(engine) as session:
+        for uid in upload_ids:
+            row = session.get(DocumentUpload, uid)
+            if row is None or row.tenant != tenant:
+                raise IngestError(f"upload {uid} not found for tenant {tenant}")
+            doc = parse_document_text(row.filename, row.content)
+            if row.status == "stored":
+                # A retry after the commit below: report what the first attempt did.
+                stored = session.get(Document, (tenant, doc["doc_id"]))
+                changed = stored is not None and stored.sha256 == _doc_sha(doc)
+                (report.changed if changed else report.unchanged).append(doc["doc_id"])
+                continue
+            (report.changed if _store(session, doc) else report.unchanged).append(doc["doc_id"])
+            row.status = "stored"
+        if session.get(Tenant, tenant) is None:
+            session.add(Tenant(id=tenant, name=tenant))
+        session.commit()
+    return report
+
+
+def delete_documents(engine: Engine, tenant: str, doc_ids: list[str]) -> StoreReport:
+    """Delete stored documents of a tenant; deleting one that is already gone is not an error (idempotent)."""
+    report = StoreReport()
+    with Session(engine) as session:
+        for doc_id in doc_ids:
+            row = session.get(Document, (tenant, doc_id))
+            if row is not None:
+                session.delete(row)
+            report.deleted.append(doc_id)
+        session.commit()
+    return report
+
+
+def load_documents(engine: Engine, path: Path) -> IngestReport:
+    """Store documents (a file or a folder of *.md/*.txt); only new or changed ones are marked for indexing."""
+    parsed = [parse_document(f) for f in document_files(path)]
     report = IngestReport()
     written = 0
     with Session(engine) as session:
         for doc in parsed:
-            sha = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-            row = session.get(Document, (doc["tenant"], doc["doc_id"]))
-            if row is None:
-                session.add(Document(**doc, sha256=sha, version=1))
-            elif row.sha256 != sha:
-                for key, value in doc.items():
-                    setattr(row, key, value)
-                row.sha256 = sha
-                row.version += 1
-                row.updated_at = utcnow()
-            else:
+            if not _store(session, doc):
                 continue
             written += 1
             report.changed_documents.setdefault(doc["tenant"], []).append(doc["doc_id"])

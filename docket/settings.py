@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     max_question_chars: int = 2000
     qdrant_url: str = Field(default="", validation_alias="QDRANT_URL")
     qdrant_api_key: str = Field(default="", validation_alias="QDRANT_API_KEY")
+    # Document index: `edge` (embedded Qdrant Edge, default) or `qdrant` (qdrant-client local mode); a
+    # QDRANT_URL always means a Qdrant server (docs/retrieval.md says when to switch).
+    index_backend: Literal["edge", "qdrant"] = "edge"
+    # Dense embeddings: auto (the local MiniLM package when installed), local, openai, none (lexical only).
+    embedder: Literal["auto", "local", "openai", "none"] = "auto"
+    embedding_base_url: str = ""  # default: OPENAI_BASE_URL
+    embedding_model: str = ""
+    embedding_api_key: str = ""  # default: OPENAI_API_KEY
+    max_document_bytes: int = 1024 * 1024
     openai_base_url: str = Field(default="", validation_alias="OPENAI_BASE_URL")
     openai_api_key: str = Field(default="", validation_alias="OPENAI_API_KEY")
     model: str = ""
@@ -59,6 +68,11 @@ class Settings(BaseSettings):
     @property
     def qdrant_path(self) -> Path:
         return self.data_dir / "qdrant"
+
+    @property
+    def index_path(self) -> Path:
+        """Where the embedded index lives (a folder per backend, so switching backends never mixes files)."""
+        return self.data_dir / "index" if self.index_backend == "edge" else self.qdrant_path
 
     @property
     def api_url(self) -> str:

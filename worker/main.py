@@ -27,14 +27,15 @@ from activities.llm.activity import GenerateActivities
 from activities.llm.engine import Generator, OpenAIGenerator, TemplateGenerator
 from activities.plan.activity import PlanActivities
 from activities.retrieve.activity import RetrieveActivities
+from activities.retrieve.embed import build_embedder
 from activities.retrieve.engine import DocumentIndex, sync_index
 from docket import db, policies, temporal
 from docket.settings import Settings, load_settings
-from workflows.ingest import IngestWorkflow
+from workflows.ingest import IndexWorkflow, IngestWorkflow
 from workflows.request import RequestWorkflow
 
 log = logging.getLogger("docket.worker")
-WORKFLOWS: list[type] = [RequestWorkflow, IngestWorkflow]
+WORKFLOWS: list[type] = [RequestWorkflow, IngestWorkflow, IndexWorkflow]
 
 
 def seed_policies(engine: Engine) -> None:
@@ -77,6 +78,24 @@ def build_classifier_layers(settings: Settings) -> tuple[IntentModel | None, LLM
     return model, llm, Thresholds(confirm=settings.confirm_below)
 
 
+def build_index(settings: Settings) -> DocumentIndex:
+    """The document index the settings describe: Qdrant server, or the embedded engine; with the embedder."""
+    embedder = build_embedder(
+        settings.embedder,
+        base_url=settings.embedding_base_url or settings.openai_base_url,
+        model=settings.embedding_model,
+        api_key=settings.embedding_api_key or settings.openai_api_key,
+        timeout=settings.model_timeout_seconds,
+    )
+    return DocumentIndex.open(
+        url=settings.qdrant_url,
+        api_key=settings.qdrant_api_key,
+        path=str(settings.index_path),
+        backend=settings.index_backend,
+        embedder=embedder,
+    )
+
+
 @dataclass
 class Components:
     engine: Engine
@@ -96,6 +115,10 @@ class Components:
             DataActivities(self.engine).ledger_query,
             retrieve.retrieve_documents,
             retrieve.index_documents,
+            retrieve.authorize_ingest,
+            retrieve.store_documents,
+            retrieve.delete_documents,
+            retrieve.index_admin,
             GenerateActivities(self.generator).generate_answer,
             ScoreActivities().score_confidence,
             RecordActivities(self.engine, anchor_every=self.audit_anchor_every).record_result,
@@ -105,7 +128,7 @@ class Components:
 def build_components(settings: Settings) -> Components:
     db.migrate(settings.db_url)
     engine = db.make_engine(settings.db_url)
-    index = DocumentIndex.open(url=settings.qdrant_url, api_key=settings.qdrant_api_key, path=str(settings.qdrant_path))
+    index = build_index(settings)
     seed_policies(engine)
     # Documents stored while no worker ran (e.g. `docket ingest documents` offline) are indexed now.
     docs, chunks = sync_index(engine, index)

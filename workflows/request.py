@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         RequestInput,
         RequestResult,
         RequestStatus,
+        RetrievalView,
         RetrieveInput,
         RetrieveResult,
         ScoreInput,
@@ -343,6 +344,9 @@ class RequestWorkflow:
             rows=sum(r.rows for r in ledger),
             missing=[m.key for m in missing],
             passages=[p.chunk_id for p in retrieved.passages],
+            retrieval_mode=retrieved.mode,
+            # Untrusted text removed from what was retrieved: kept in the audit log, never in a prompt.
+            neutralized=[f"{n.chunk_id}: {n.excerpt}" for n in retrieved.neutralized],
         )
 
         # 5 generate
@@ -396,6 +400,14 @@ class RequestWorkflow:
         base.answer = gen.answer
         base.facts = facts
         base.citations = [Citation(doc_id=p.doc_id, title=p.title, chunk_id=p.chunk_id) for p in retrieved.passages[:2]]
+        if plan.retrieval is not None:
+            base.retrieval = RetrievalView(
+                mode=retrieved.mode,
+                notes=retrieved.notes,
+                # Which chunks, not what they said: the excerpt stays in the audit log (a client may hand the
+                # result to a model of its own).
+                neutralized=[n.model_copy(update={"excerpt": ""}) for n in retrieved.neutralized],
+            )
         base.missing_data = [m.key for m in missing]
         base.limitations = (
             [f"{m.key}: {m.reason}; left out of the figures, not counted as zero." for m in missing]

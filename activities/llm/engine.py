@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import openai
 from openai import AsyncOpenAI
 
+from activities.retrieve.safety import INJECTION
 from docket.calendar import MONTH_NAMES
 from docket.contracts import Fact, GenerateInput, GenerateResult, Usage
 from docket.errors import ModelBadRequestError, ModelUnavailableError
@@ -160,6 +161,9 @@ class OpenAIGenerator:
             bad = ungrounded_numbers(answer, data.facts)
             if bad:
                 problems.append(f"the model stated figures that are not facts: {', '.join(bad[:3])}")
+            elif INJECTION.search(answer):
+                # The model obeyed (or repeated) an instruction planted in a document: never show that wording.
+                problems.append("the answer follows instruction-like text instead of the facts")
         if problems:
             fallback = render_template_answer(data)
             return fallback.model_copy(

@@ -1,34 +1,203 @@
-"""retrieve_documents and index_documents over the worker's document index."""
+"""Retrieval and ingestion activities over the worker's document index."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 from temporalio import activity
 
 from activities import names
-from activities.errors import run_engine
-from activities.retrieve.engine import DocumentIndex, sync_index
-from docket.contracts import IndexDocumentsInput, IndexDocumentsResult, RetrieveInput, RetrieveResult
+from activities.authorize.documents import DocumentAuthorizer, DocumentChange
+from activities.errors import run_engine, to_application_error
+from activities.retrieve.engine import (
+    DocumentIndex,
+    build_version,
+    rollback_version,
+    switch_version,
+    sync_version,
+)
+from activities.retrieve.store import IndexVersionError
+from docket import audit, ingest
+from docket.contracts import (
+    AuthorizeIngestInput,
+    AuthorizeIngestResult,
+    IndexAdminInput,
+    IndexDocumentsInput,
+    IndexDocumentsResult,
+    IndexStatus,
+    IndexVersionView,
+    RetrieveInput,
+    RetrieveResult,
+    StoreDocumentsInput,
+    StoreDocumentsResult,
+)
+from docket.db import Document, Principal
+
+P = ParamSpec("P")
+T = TypeVar("T")
+HEARTBEAT_SECONDS = 10.0
+
+
+async def _with_heartbeat(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a long engine call off the loop and heartbeat meanwhile, so a dead worker is noticed in minutes."""
+    task = asyncio.ensure_future(run_engine(fn, *args, **kwargs))
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
+        if done:
+            return task.result()
+        activity.heartbeat()
+
+
+def document_changes(engine: Engine, data: AuthorizeIngestInput) -> list[DocumentChange]:
+    """What the principal asks to change, each at the higher of its stored and its new classification."""
+    changes: list[DocumentChange] = []
+    with Session(engine) as session:
+        for doc in ingest.staged_documents(engine, data.tenant, data.upload_ids):
+            stored = session.get(Document, (data.tenant, doc["doc_id"]))
+            levels = [doc["classification"]] + ([stored.classification] if stored is not None else [])
+            level = max(levels, key=lambda c: ingest.CLEARANCES.index(c) if c in ingest.CLEARANCES else 99)
+            changes.append(DocumentChange(data.tenant, doc["doc_id"], level, "add_document"))
+        for doc_id in data.delete_doc_ids:
+            stored = session.get(Document, (data.tenant, doc_id))
+            # Deleting a document that does not exist is a no-op, judged at the lowest level.
+            changes.append(
+                DocumentChange(data.tenant, doc_id, stored.classification if stored else "public", "delete_document")
+            )
+    return changes
 
 
 class RetrieveActivities:
-    def __init__(self, engine: Engine, index: DocumentIndex) -> None:
+    def __init__(self, engine: Engine, index: DocumentIndex, authorizer: DocumentAuthorizer | None = None) -> None:
         self.engine = engine
         self.index = index
-        # Local-mode Qdrant is not safe for concurrent writers in one process; searches and indexing take turns.
-        self._lock = asyncio.Lock()
+        self.authorizer = authorizer or DocumentAuthorizer()
+        # Writers take turns (two rebuilds at once would both pick the same next version number); searches do
+        # not wait for them: the stores are safe for a reader next to a writer.
+        self._write_lock = asyncio.Lock()
 
     @activity.defn(name=names.RETRIEVE)
     async def retrieve_documents(self, data: RetrieveInput) -> RetrieveResult:
         """Search the tenant's documents the asker may see."""
-        async with self._lock:
-            return await run_engine(self.index.search, data.query)
+        return await run_engine(self.index.search, data.query)
 
     @activity.defn(name=names.INDEX_DOCUMENTS)
     async def index_documents(self, data: IndexDocumentsInput) -> IndexDocumentsResult:
-        """(Re)index stored documents of a tenant."""
-        async with self._lock:
-            docs, chunks = await run_engine(sync_index, self.engine, self.index, data.tenant, data.doc_ids or None)
-        return IndexDocumentsResult(documents=docs, chunks=chunks)
+        """(Re)index stored documents of a tenant into the active version."""
+        async with self._write_lock:
+            report = await _with_heartbeat(
+                sync_version, self.engine, self.index, tenant=data.tenant, doc_ids=data.doc_ids or None
+            )
+        version = self.index.ensure_active()
+        flagged = await run_engine(self.index.findings, version, data.tenant)
+        if data.doc_ids:
+            flagged = [c for c in flagged if c.split("#", 1)[0] in data.doc_ids]
+        return IndexDocumentsResult(
+            documents=report.documents, chunks=report.chunks, version=version, flagged_chunks=flagged
+        )
+
+    @activity.defn(name=names.AUTHORIZE_INGEST)
+    async def authorize_ingest(self, data: AuthorizeIngestInput) -> AuthorizeIngestResult:
+        """May this principal add or delete these documents in this tenant (documents.cedar)."""
+
+        def decide() -> AuthorizeIngestResult:
+            with Session(self.engine) as session:
+                principal = session.get(Principal, data.principal_id)
+            decision = self.authorizer.decide(principal, document_changes(self.engine, data))
+            if not decision.allowed:
+                # Nothing half-done: refused text does not linger in the staging table.
+                ingest.reject_uploads(self.engine, data.tenant, data.upload_ids)
+            return AuthorizeIngestResult(allowed=decision.allowed, policies=decision.policies, reasons=decision.reasons)
+
+        return await run_engine(decide)
+
+    @activity.defn(name=names.STORE_DOCUMENTS)
+    async def store_documents(self, data: StoreDocumentsInput) -> StoreDocumentsResult:
+        """Store staged uploads as document versions and record who added them."""
+
+        def store() -> StoreDocumentsResult:
+            report = ingest.store_uploads(self.engine, data.tenant, data.upload_ids)
+            self._audit(data, "document.stored", report.changed, report.unchanged)
+            return StoreDocumentsResult(changed=report.changed, unchanged=report.unchanged)
+
+        return await run_engine(store)
+
+    @activity.defn(name=names.DELETE_DOCUMENTS)
+    async def delete_documents(self, data: StoreDocumentsInput) -> StoreDocumentsResult:
+        """Delete documents from the database and from every index version."""
+
+        def delete() -> StoreDocumentsResult:
+            report = ingest.delete_documents(self.engine, data.tenant, data.delete_doc_ids)
+            for doc_id in report.deleted:
+                self.index.delete_document(data.tenant, doc_id)
+            self._audit(data, "document.deleted", report.deleted, [])
+            return StoreDocumentsResult(deleted=report.deleted)
+
+        async with self._write_lock:
+            return await run_engine(delete)
+
+    def _audit(self, data: StoreDocumentsInput, stage: str, doc_ids: list[str], unchanged: list[str]) -> None:
+        info = activity.info()
+        with self.engine.begin() as conn:
+            audit.append(
+                conn,
+                data.tenant,
+                [
+                    audit.NewEvent(
+                        workflow_id=info.workflow_id or info.activity_id,
+                        # One event per stage of a workflow: a retried step writes nothing new.
+                        step={"document.stored": 1, "document.deleted": 2}[stage],
+                        stage=stage,
+                        actor=data.principal_id,
+                        decision="allowed",
+                        detail={"doc_ids": doc_ids, "unchanged": unchanged},
+                    )
+                ],
+            )
+
+    @activity.defn(name=names.INDEX_ADMIN)
+    async def index_admin(self, data: IndexAdminInput) -> IndexStatus:
+        """Index versions: status, rebuild (blue/green), switch, rollback."""
+        message = ""
+        async with self._write_lock:
+            if data.action == "rebuild":
+                info, report = await _with_heartbeat(build_version, self.engine, self.index)
+                message = f"built {info.name}: {report.documents} documents, {report.chunks} chunks"
+                if data.activate:
+                    previous, _ = await run_engine(switch_version, self.engine, self.index, info.name)
+                    message += f"; switched from {previous} to {info.name}"
+            elif data.action == "switch":
+                if not data.version:
+                    raise to_application_error(
+                        IndexVersionError("switch needs a version", hint="`docket index switch docket_chunks_v2`")
+                    )
+                previous, report = await _with_heartbeat(switch_version, self.engine, self.index, data.version)
+                message = f"switched from {previous} to {data.version} ({report.documents} documents caught up)"
+            elif data.action == "rollback":
+                previous, report = await _with_heartbeat(rollback_version, self.engine, self.index)
+                message = f"rolled back from {previous} to {self.index.store.active()}"
+        return await run_engine(self.status, message)
+
+    def status(self, message: str = "") -> IndexStatus:
+        store = self.index.store
+        return IndexStatus(
+            backend=store.kind,
+            embedder=self.index.embedder_name,
+            active=store.active(),
+            previous=store.previous(),
+            versions=[
+                IndexVersionView(
+                    name=v.name,
+                    embedder=v.embedder,
+                    dim=v.dim,
+                    created_at=v.created_at,
+                    points=v.points,
+                    active=v.active,
+                )
+                for v in store.versions()
+            ],
+            message=message,
+        )

@@ -144,13 +144,21 @@ def test_ingest_documents_indexes_through_the_worker(up: Up, tmp_path: Path) -> 
         '---\nid: "doc-test-ingest"\ntitle: "Zanzibar memo"\ntenant: "meridian"\nentities: []\n'
         'classification: "public"\n---\n\nThe zanzibar project is on hold.\n'
     )
-    first = up.docket("ingest", "documents", str(doc))
+    anonymous = up.docket("ingest", "documents", str(doc))
+    assert anonymous.returncode == 2 and "--as" in anonymous.stderr
+    refused = up.docket("ingest", "documents", str(doc), "--as", "carol")
+    assert refused.returncode == 3 and "DOC-" in refused.stderr, refused.stderr
+    first = up.docket("ingest", "documents", str(doc), "--as", "alice")
     assert first.returncode == 0, first.stderr
-    assert "indexed 1 documents" in first.stdout
-    again = up.docket("ingest", "documents", str(doc))
-    assert "loaded 1 documents" not in again.stdout and "indexed" not in again.stdout
+    assert "stored 1 new or changed" in first.stdout
+    again = up.docket("ingest", "documents", str(doc), "--as", "alice")
+    assert again.returncode == 0, again.stderr
+    assert "stored 0 new or changed, 1 unchanged" in again.stdout and "indexed 0 chunks" in again.stdout
     ask = up.docket("ask", "What does the zanzibar memo say?", "--as", "heidi", "--as-of", "2026-11-21")
     assert "doc-test-ingest" in ask.stdout
+    status = up.docket("index", "status")
+    assert status.returncode == 0, status.stderr
+    assert "alias docket_chunks -> docket_chunks_v1" in status.stdout
 
 
 def test_second_up_says_one_is_running(up: Up) -> None:

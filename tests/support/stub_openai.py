@@ -1,13 +1,18 @@
 """A real OpenAI-compatible HTTP server for tests: Starlette served by uvicorn on 127.0.0.1, in a thread.
 
 Each test says how the next chat completion is answered (a JSON answer, plain text, or an HTTP error) and can
-read back the requests the server received. Only the two endpoints Docket uses are implemented:
-POST /v1/chat/completions and GET /v1/models.
+read back the requests the server received. Only the endpoints Docket uses are implemented:
+POST /v1/chat/completions, POST /v1/embeddings and GET /v1/models.
+
+Embeddings are a hashed bag of words (EMBEDDING_DIM wide, unit length): texts sharing words get similar vectors,
+which is all a test of the plumbing needs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import socket
 import threading
 import time
@@ -28,6 +33,17 @@ ERROR_TYPES = {
     500: "server_error",
     503: "server_error",
 }
+
+
+EMBEDDING_DIM = 64
+
+
+def hashed_embedding(text: str) -> list[float]:
+    vec = [0.0] * EMBEDDING_DIM
+    for word in text.lower().split():
+        vec[int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "big") % EMBEDDING_DIM] += 1.0
+    norm = math.sqrt(sum(x * x for x in vec)) or 1.0
+    return [x / norm for x in vec]
 
 
 @dataclass
@@ -54,6 +70,8 @@ class StubOpenAI:
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
     _counter: int = 0
+    embedding_requests: list[dict[str, Any]] = field(default_factory=list)
+    embeddings_status: int = 200
 
     # ------------------------------------------------------------------ behaviour
 
@@ -118,6 +136,25 @@ class StubOpenAI:
             }
         )
 
+    async def _embeddings(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        self.embedding_requests.append(body)
+        if self.embeddings_status != 200:
+            return JSONResponse(
+                {"error": {"message": "stub failure", "type": "server_error", "param": None, "code": None}},
+                status_code=self.embeddings_status,
+            )
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [{"object": "embedding", "index": i, "embedding": hashed_embedding(t)} for i, t in enumerate(inputs)]
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model", ""),
+                "usage": {"prompt_tokens": 0, "total_tokens": 0},
+            }
+        )
+
     async def _models(self, _request: Request) -> JSONResponse:
         return JSONResponse(
             {
@@ -130,6 +167,7 @@ class StubOpenAI:
         return Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
             ]
         )

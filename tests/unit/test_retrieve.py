@@ -1,4 +1,4 @@
-"""Document index in Qdrant local mode: tenant and clearance filters, re-indexing, ranking for a figure question."""
+"""Document index (embedded Qdrant Edge, lexical): tenant and clearance filters, re-indexing, ranking."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from qdrant_client import models
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from activities.authorize.engine import Authorizer
 from activities.classify.rules import RuleClassifier
 from activities.plan.engine import plan
-from activities.retrieve.engine import COLLECTION, SNIPPET_CHARS, DocumentIndex, chunk_text, sync_index
+from activities.retrieve.engine import SNIPPET_CHARS, DocumentIndex, chunk_text, sync_index
+from activities.retrieve.store import ChunkFilter
 from docket import ingest
 from docket.catalog import Catalog
 from docket.contracts import RetrievalQuery
@@ -181,14 +181,8 @@ def test_month_filter_drops_documents_about_other_months(index: DocumentIndex) -
 
 
 def point_payloads(index: DocumentIndex, tenant: str, doc_id: str) -> list[dict[str, object]]:
-    flt = models.Filter(
-        must=[
-            models.FieldCondition(key="tenant", match=models.MatchValue(value=tenant)),
-            models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id)),
-        ]
-    )
-    points, _ = index.client.scroll(COLLECTION, scroll_filter=flt, limit=1000, with_payload=True)
-    return [dict(p.payload or {}) for p in points]
+    flt = ChunkFilter(tenant=tenant, doc_id=doc_id)
+    return list(index.store.scroll(index.ensure_active(), flt, ("doc_id", "chunk_id", "version", "tenant")))
 
 
 def make_doc(body: str, version: int, tenant: str = "acme") -> Document:

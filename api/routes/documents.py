@@ -1,0 +1,232 @@
+"""POST/DELETE/GET /v1/documents: documents enter and leave the index only through an authorized IngestWorkflow."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlmodel import Session
+from temporalio.client import WorkflowFailureError
+
+from activities import names
+from activities.authorize.documents import DocumentAuthorizer, DocumentChange
+from api.deps import AppState, CurrentPrincipal, State
+from api.problems import Problem
+from docket import ingest, temporal
+from docket.contracts import IndexDocumentsResult, IngestInput
+from docket.db import Document, DocumentUpload, Principal
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"])
+TEXT_TYPES = {"text/markdown", "text/x-markdown", "text/plain"}
+WAIT_SECONDS = 120.0
+_authorizer = DocumentAuthorizer()
+
+
+class IngestView(BaseModel):
+    """What an ingestion did: documents stored (changed/unchanged/deleted), chunks indexed, chunks flagged."""
+
+    ingest_id: str
+    status: str
+    tenant: str
+    changed: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+    deleted: list[str] = Field(default_factory=list)
+    chunks: int = 0
+    index_version: str = ""
+    flagged_chunks: list[str] = Field(default_factory=list)
+    links: dict[str, str] = Field(default_factory=dict)
+
+
+class DocumentView(BaseModel):
+    doc_id: str
+    title: str
+    classification: str
+    entities: list[str]
+    version: int
+    updated_at: str
+
+
+def _early_check(principal: Principal, changes: list[DocumentChange]) -> None:
+    """The same Cedar decision the workflow makes, taken first so a refusal is a plain 403 and nothing is staged."""
+    decision = _authorizer.decide(principal, changes)
+    if not decision.allowed:
+        raise Problem(
+            403,
+            "document-change-denied",
+            "You may not change these documents",
+            detail="; ".join(decision.reasons),
+            hint="document managers (cfo, finance_director, admin, content_admin) add documents up to their clearance",
+            policies=decision.policies,
+        )
+
+
+async def _run_ingest(state: AppState, request: Request, data: IngestInput, wait: bool) -> IngestView:
+    client = await state.temporal()
+    wid = f"ingest-{data.tenant}-{uuid.uuid4().hex[:16]}"
+    links = {"temporal_ui": temporal.ui_link(state.settings.namespace_ui_url, wid, temporal.namespace())}
+    handle = await client.start_workflow(
+        names.INGEST_WORKFLOW,
+        data,
+        id=wid,
+        task_queue=state.settings.task_queue,
+        result_type=IndexDocumentsResult,
+    )
+    if not wait:
+        return IngestView(ingest_id=wid, status="running", tenant=data.tenant, links=links)
+    try:
+        result: IndexDocumentsResult = await asyncio.wait_for(handle.result(), timeout=WAIT_SECONDS)
+    except TimeoutError:
+        return IngestView(ingest_id=wid, status="running", tenant=data.tenant, links=links)
+    except WorkflowFailureError as exc:
+        raise Problem(
+            500,
+            "ingest-failed",
+            "Ingestion failed",
+            detail=str(exc.cause or exc),
+            hint="see the run in the Temporal UI",
+            links=links,
+        ) from exc
+    if result.denied:
+        raise Problem(
+            403, "document-change-denied", "You may not change these documents", detail="; ".join(result.reasons)
+        )
+    return IngestView(
+        ingest_id=wid,
+        status="completed",
+        tenant=data.tenant,
+        changed=result.changed,
+        unchanged=result.unchanged,
+        deleted=result.deleted,
+        chunks=result.chunks,
+        index_version=result.version,
+        flagged_chunks=result.flagged_chunks,
+        links=links,
+    )
+
+
+@router.post(
+    "",
+    status_code=200,
+    response_model=IngestView,
+    responses={
+        403: {"description": "not a document manager, or above your clearance"},
+        413: {"description": "document too large"},
+        415: {"description": "not markdown or plain text"},
+        422: {"description": "front matter invalid"},
+    },
+)
+async def add_document(
+    request: Request,
+    state: State,
+    principal: CurrentPrincipal,
+    filename: Annotated[str, Query(max_length=200, description="file name, used when the front matter has no id")] = "",
+    wait: bool = True,
+) -> IngestView:
+    """Add or replace one document (markdown or plain text with front matter) in your tenant and index it."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in TEXT_TYPES:
+        raise Problem(
+            415,
+            "unsupported-document-type",
+            "Documents are markdown or plain text",
+            detail=f"Content-Type {content_type or '(none)'}",
+            hint="send the file with Content-Type: text/markdown (or text/plain), UTF-8",
+        )
+    raw = await request.body()
+    limit = state.settings.max_document_bytes
+    if len(raw) > limit:
+        raise Problem(
+            413,
+            "document-too-large",
+            "The document is too large",
+            detail=f"the limit is {limit} bytes",
+            hint="split the document, or raise DOCKET_MAX_DOCUMENT_BYTES",
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Problem(
+            415, "unsupported-document-type", "The document is not UTF-8 text", hint="save it as UTF-8 markdown or text"
+        ) from exc
+    name = filename or "upload.md"
+    try:
+        doc = ingest.parse_document_text(name, text)
+    except ingest.IngestError as exc:
+        raise Problem(
+            422, "invalid-document", "The document cannot be ingested", detail=exc.message, hint=exc.hint
+        ) from exc
+    if doc["tenant"] != principal.tenant:
+        raise Problem(
+            403,
+            "document-change-denied",
+            "You may not change these documents",
+            detail=f"the document names tenant {doc['tenant']!r}; you belong to {principal.tenant!r}",
+            hint="documents are added to your own tenant",
+            policies=["DOC-003"],
+        )
+    with Session(state.engine) as session:
+        stored = session.get(Document, (principal.tenant, doc["doc_id"]))
+        level = doc["classification"]
+        if stored is not None and ingest.CLEARANCES.index(stored.classification) > ingest.CLEARANCES.index(level):
+            level = stored.classification
+    _early_check(principal, [DocumentChange(principal.tenant, doc["doc_id"], level, "add_document")])
+    upload_ids = ingest.stage_uploads(state.engine, principal.tenant, principal.id, [(name, text)])
+    try:
+        return await _run_ingest(
+            state, request, IngestInput(tenant=principal.tenant, principal_id=principal.id, upload_ids=upload_ids), wait
+        )
+    except Problem as exc:
+        if exc.status == 503:
+            # Nothing half-done: a staged upload whose workflow never started is removed again.
+            with Session(state.engine) as session:
+                for uid in upload_ids:
+                    row = session.get(DocumentUpload, uid)
+                    if row is not None:
+                        session.delete(row)
+                session.commit()
+        raise
+
+
+@router.delete("/{doc_id}", response_model=IngestView, responses={403: {"description": "not allowed"}, 404: {}})
+async def delete_document(request: Request, state: State, principal: CurrentPrincipal, doc_id: str) -> IngestView:
+    """Delete a document of your tenant from the database and from every index version."""
+    with Session(state.engine) as session:
+        stored = session.get(Document, (principal.tenant, doc_id))
+    visible = stored is not None and ingest.CLEARANCES.index(stored.classification) <= _clearance(principal)
+    if stored is None or not visible:
+        # A document above your clearance is reported as absent, like one that does not exist.
+        raise Problem(
+            404, "document-not-found", "No such document", detail=doc_id, hint="GET /v1/documents lists yours"
+        )
+    _early_check(principal, [DocumentChange(principal.tenant, doc_id, stored.classification, "delete_document")])
+    return await _run_ingest(
+        state, request, IngestInput(tenant=principal.tenant, principal_id=principal.id, delete_doc_ids=[doc_id]), True
+    )
+
+
+def _clearance(principal: Principal) -> int:
+    return ingest.CLEARANCES.index(principal.clearance) if principal.clearance in ingest.CLEARANCES else 0
+
+
+@router.get("", response_model=list[DocumentView])
+def list_documents(state: State, principal: CurrentPrincipal) -> list[DocumentView]:
+    """Documents of your tenant at or below your clearance."""
+    with Session(state.engine) as session:
+        stmt: Any = select(Document).where(Document.tenant == principal.tenant)  # type: ignore[arg-type]
+        rows = list(session.execute(stmt).scalars())
+    return [
+        DocumentView(
+            doc_id=d.doc_id,
+            title=d.title,
+            classification=d.classification,
+            entities=list(d.entities),
+            version=d.version,
+            updated_at=d.updated_at.isoformat(),
+        )
+        for d in sorted(rows, key=lambda d: d.doc_id)
+        if d.classification in ingest.CLEARANCES and ingest.CLEARANCES.index(d.classification) <= _clearance(principal)
+    ]
