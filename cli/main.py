@@ -347,6 +347,10 @@ def _ingest_documents(settings: Settings, path: Path | None, as_: str, delete: l
 
 
 async def _run_ingest(settings: Settings, tenant: str, principal_id: str, uploads: list[str], delete: list[str]) -> int:
+    from temporalio.client import WorkflowFailureError
+    from temporalio.exceptions import ActivityError
+    from temporalio.service import RPCError
+
     from activities import names
     from docket import temporal
     from docket.contracts import IndexDocumentsResult, IngestInput
@@ -359,13 +363,25 @@ async def _run_ingest(settings: Settings, tenant: str, principal_id: str, upload
         echo("  fix: start the stack with `docket up`, then run this again", err=True)
         return 1
     wid = f"ingest-{tenant}-{int(time.time() * 1000)}"
-    result = await client.execute_workflow(
-        names.INGEST_WORKFLOW,
-        IngestInput(tenant=tenant, principal_id=principal_id, upload_ids=uploads, delete_doc_ids=delete),
-        id=wid,
-        task_queue=settings.task_queue,
-        result_type=IndexDocumentsResult,
-    )
+    try:
+        handle = await client.start_workflow(
+            names.INGEST_WORKFLOW,
+            IngestInput(tenant=tenant, principal_id=principal_id, upload_ids=uploads, delete_doc_ids=delete),
+            id=wid,
+            task_queue=settings.task_queue,
+            result_type=IndexDocumentsResult,
+        )
+    except RPCError as exc:
+        _unstage(settings, uploads)
+        echo(f"error: Temporal did not accept the ingestion ({exc}); nothing was stored", err=True)
+        return 1
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as exc:
+        cause = exc.cause.cause if isinstance(exc.cause, ActivityError) else exc.cause
+        echo(f"error: ingestion failed: {getattr(cause, 'message', '') or cause}", err=True)
+        echo(f"  see: {temporal.ui_link(settings.namespace_ui_url, wid, temporal.namespace())}", err=True)
+        return 1
     if result.denied:
         echo(f"denied ({', '.join(result.policies)}): " + "; ".join(result.reasons), err=True)
         return 3

@@ -332,7 +332,8 @@ class RetrieveResult(Contract):
 
 
 class RetrievalView(Contract):
-    """How documents were searched for this request, and what untrusted text was neutralized."""
+    """How documents were searched for this request, and which chunks had untrusted text neutralized (chunk ids
+    only: the excerpts stay in the audit log)."""
 
     mode: str = "lexical"
     notes: list[str] = Field(default_factory=list)
@@ -594,6 +595,8 @@ class AuthorizeIngestResult(Contract):
     allowed: bool
     policies: list[str] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)
+    # The stored version of each document the decision covered (0: absent); the write refuses any other.
+    versions: dict[str, int] = Field(default_factory=dict)
 
 
 class StoreDocumentsInput(Contract):
@@ -603,6 +606,7 @@ class StoreDocumentsInput(Contract):
     principal_id: str
     upload_ids: list[str] = Field(default_factory=list)
     delete_doc_ids: list[str] = Field(default_factory=list)
+    expected_versions: dict[str, int] = Field(default_factory=dict)
 
 
 class StoreDocumentsResult(Contract):

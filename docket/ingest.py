@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from docket.db import (
@@ -330,38 +330,92 @@ def _store(session: Session, doc: dict[str, Any]) -> bool:
     return True
 
 
-def store_uploads(engine: Engine, tenant: str, upload_ids: list[str]) -> StoreReport:
-    """Store staged uploads as documents (new version when changed); idempotent for a retried step."""
+class DocumentChangedError(IngestError):
+    """The stored document changed between the authorization and the write: authorize again."""
+
+    type = "DocumentChanged"
+
+
+def _check_version(
+    session: Session, tenant: str, doc_id: str, expected: dict[str, int] | None, *, absent_ok: bool = False
+) -> None:
+    """Refuse to write when the document is not at the version the authorization saw (0: it did not exist).
+
+    Two ingests of the same document can interleave; without this, one authorized against an `internal`
+    version could overwrite a `restricted` version stored in between (DOC-002).
+    """
+    if expected is None or doc_id not in expected:
+        return
+    row = session.get(Document, (tenant, doc_id))
+    if row is None and absent_ok:
+        return
+    if (row.version if row is not None else 0) != expected[doc_id]:
+        raise DocumentChangedError(
+            f"{doc_id} changed since this ingestion was authorized",
+            hint="run the ingestion again: it is authorized against the current version",
+        )
+
+
+def authorized_versions(engine: Engine, tenant: str, doc_ids: list[str]) -> dict[str, int]:
+    """The stored version of each document (0 when absent), as the authorization saw it."""
+    with Session(engine) as session:
+        out = {}
+        for doc_id in doc_ids:
+            row = session.get(Document, (tenant, doc_id))
+            out[doc_id] = row.version if row is not None else 0
+        return out
+
+
+def store_uploads(
+    engine: Engine, tenant: str, upload_ids: list[str], expected: dict[str, int] | None = None
+) -> StoreReport:
+    """Store staged uploads as documents (new version when changed); idempotent for a retried step.
+
+    The upload's text is dropped once stored (the document row holds it); the outcome is kept on the row, so a
+    retry after the commit reports what the first attempt did.
+    """
     report = StoreReport()
     with Session(engine) as session:
         for uid in upload_ids:
             row = session.get(DocumentUpload, uid)
-            if row is None or row.tenant != tenant:
+            if row is None or row.tenant != tenant or row.status == "rejected":
                 raise IngestError(f"upload {uid} not found for tenant {tenant}")
-            doc = parse_document_text(row.filename, row.content)
-            if row.status == "stored":
-                # A retry after the commit below: report what the first attempt did.
-                stored = session.get(Document, (tenant, doc["doc_id"]))
-                changed = stored is not None and stored.sha256 == _doc_sha(doc)
-                (report.changed if changed else report.unchanged).append(doc["doc_id"])
+            if row.status in ("changed", "unchanged"):
+                (report.changed if row.status == "changed" else report.unchanged).append(row.doc_id)
                 continue
-            (report.changed if _store(session, doc) else report.unchanged).append(doc["doc_id"])
-            row.status = "stored"
+            doc = parse_document_text(row.filename, row.content)
+            _check_version(session, tenant, doc["doc_id"], expected)
+            changed = _store(session, doc)
+            (report.changed if changed else report.unchanged).append(doc["doc_id"])
+            row.status = "changed" if changed else "unchanged"
+            row.content = ""
         if session.get(Tenant, tenant) is None:
             session.add(Tenant(id=tenant, name=tenant))
         session.commit()
     return report
 
 
-def delete_documents(engine: Engine, tenant: str, doc_ids: list[str]) -> StoreReport:
-    """Delete stored documents of a tenant; deleting one that is already gone is not an error (idempotent)."""
+def delete_documents(
+    engine: Engine, tenant: str, doc_ids: list[str], expected: dict[str, int] | None = None
+) -> StoreReport:
+    """Delete stored documents of a tenant (and any staged text of them); deleting one already gone is a no-op."""
     report = StoreReport()
     with Session(engine) as session:
         for doc_id in doc_ids:
+            # Already gone (a retry after the commit, or a concurrent delete) is fine; changed is not.
+            _check_version(session, tenant, doc_id, expected, absent_ok=True)
             row = session.get(Document, (tenant, doc_id))
             if row is not None:
                 session.delete(row)
-            report.deleted.append(doc_id)
+                report.deleted.append(doc_id)
+            stmt = select(DocumentUpload).where(
+                DocumentUpload.tenant == tenant,  # type: ignore[arg-type]
+                DocumentUpload.doc_id == doc_id,  # type: ignore[arg-type]
+            )
+            for upload in session.execute(stmt).scalars():
+                upload.content = ""
+                if upload.status == "staged":
+                    upload.status = "rejected"
         session.commit()
     return report
 

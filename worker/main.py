@@ -130,7 +130,8 @@ def build_components(settings: Settings) -> Components:
     engine = db.make_engine(settings.db_url)
     index = build_index(settings)
     seed_policies(engine)
-    # Documents stored while no worker ran (e.g. `docket ingest documents` offline) are indexed now.
+    # The active index version is made to match the stored documents (the demo pack `docket up` loads, documents
+    # changed while no worker ran, a first start with a new embedded index).
     docs, chunks = sync_index(engine, index)
     if docs:
         log.info("indexed %d documents (%d chunks) at startup", docs, chunks)

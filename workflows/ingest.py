@@ -57,6 +57,7 @@ class IngestWorkflow:
                 principal_id=data.principal_id,
                 upload_ids=data.upload_ids,
                 delete_doc_ids=data.delete_doc_ids,
+                expected_versions=decision.versions,
             )
             if data.upload_ids:
                 stored = await workflow.execute_activity(

@@ -42,14 +42,28 @@ T = TypeVar("T")
 HEARTBEAT_SECONDS = 10.0
 
 
-async def _with_heartbeat(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run a long engine call off the loop and heartbeat meanwhile, so a dead worker is noticed in minutes."""
-    task = asyncio.ensure_future(run_engine(fn, *args, **kwargs))
+async def _heartbeat_until(task: asyncio.Future[T]) -> T:
+    """Await a task, heartbeating meanwhile, so a dead worker is noticed in minutes and a live one never is.
+
+    If the activity is cancelled the task is not: the thread behind it cannot be stopped, so it finishes (and
+    keeps the write lock until then) rather than leave a second writer running beside it.
+    """
     while True:
         done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
         if done:
             return task.result()
         activity.heartbeat()
+
+
+async def _locked(lock: asyncio.Lock, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a long engine call under the write lock, heartbeating while waiting for the lock and while running."""
+
+    async def run() -> T:
+        async with lock:
+            return await run_engine(fn, *args, **kwargs)
+
+    # asyncio.wait never cancels what it waits on, so a cancelled activity leaves this task to finish.
+    return await _heartbeat_until(asyncio.ensure_future(run()))
 
 
 def document_changes(engine: Engine, data: AuthorizeIngestInput) -> list[DocumentChange]:
@@ -87,10 +101,9 @@ class RetrieveActivities:
     @activity.defn(name=names.INDEX_DOCUMENTS)
     async def index_documents(self, data: IndexDocumentsInput) -> IndexDocumentsResult:
         """(Re)index stored documents of a tenant into the active version."""
-        async with self._write_lock:
-            report = await _with_heartbeat(
-                sync_version, self.engine, self.index, tenant=data.tenant, doc_ids=data.doc_ids or None
-            )
+        report = await _locked(
+            self._write_lock, sync_version, self.engine, self.index, tenant=data.tenant, doc_ids=data.doc_ids or None
+        )
         version = self.index.ensure_active()
         flagged = await run_engine(self.index.findings, version, data.tenant)
         if data.doc_ids:
@@ -106,11 +119,15 @@ class RetrieveActivities:
         def decide() -> AuthorizeIngestResult:
             with Session(self.engine) as session:
                 principal = session.get(Principal, data.principal_id)
-            decision = self.authorizer.decide(principal, document_changes(self.engine, data))
+            changes = document_changes(self.engine, data)
+            versions = ingest.authorized_versions(self.engine, data.tenant, [c.doc_id for c in changes])
+            decision = self.authorizer.decide(principal, changes)
             if not decision.allowed:
                 # Nothing half-done: refused text does not linger in the staging table.
                 ingest.reject_uploads(self.engine, data.tenant, data.upload_ids)
-            return AuthorizeIngestResult(allowed=decision.allowed, policies=decision.policies, reasons=decision.reasons)
+            return AuthorizeIngestResult(
+                allowed=decision.allowed, policies=decision.policies, reasons=decision.reasons, versions=versions
+            )
 
         return await run_engine(decide)
 
@@ -119,7 +136,7 @@ class RetrieveActivities:
         """Store staged uploads as document versions and record who added them."""
 
         def store() -> StoreDocumentsResult:
-            report = ingest.store_uploads(self.engine, data.tenant, data.upload_ids)
+            report = ingest.store_uploads(self.engine, data.tenant, data.upload_ids, data.expected_versions or None)
             self._audit(data, "document.stored", report.changed, report.unchanged)
             return StoreDocumentsResult(changed=report.changed, unchanged=report.unchanged)
 
@@ -130,14 +147,16 @@ class RetrieveActivities:
         """Delete documents from the database and from every index version."""
 
         def delete() -> StoreDocumentsResult:
-            report = ingest.delete_documents(self.engine, data.tenant, data.delete_doc_ids)
-            for doc_id in report.deleted:
+            report = ingest.delete_documents(
+                self.engine, data.tenant, data.delete_doc_ids, data.expected_versions or None
+            )
+            # Every requested id, not only those found: a retry after the database commit must still clean the index.
+            for doc_id in data.delete_doc_ids:
                 self.index.delete_document(data.tenant, doc_id)
             self._audit(data, "document.deleted", report.deleted, [])
             return StoreDocumentsResult(deleted=report.deleted)
 
-        async with self._write_lock:
-            return await run_engine(delete)
+        return await _locked(self._write_lock, delete)
 
     def _audit(self, data: StoreDocumentsInput, stage: str, doc_ids: list[str], unchanged: list[str]) -> None:
         info = activity.info()
@@ -161,25 +180,29 @@ class RetrieveActivities:
     @activity.defn(name=names.INDEX_ADMIN)
     async def index_admin(self, data: IndexAdminInput) -> IndexStatus:
         """Index versions: status, rebuild (blue/green), switch, rollback."""
+        if data.action == "switch" and not data.version:
+            raise to_application_error(
+                IndexVersionError("switch needs a version", hint="`docket index switch docket_chunks_v2`")
+            )
         message = ""
-        async with self._write_lock:
-            if data.action == "rebuild":
-                info, report = await _with_heartbeat(build_version, self.engine, self.index)
-                message = f"built {info.name}: {report.documents} documents, {report.chunks} chunks"
-                if data.activate:
-                    previous, _ = await run_engine(switch_version, self.engine, self.index, info.name)
-                    message += f"; switched from {previous} to {info.name}"
-            elif data.action == "switch":
-                if not data.version:
-                    raise to_application_error(
-                        IndexVersionError("switch needs a version", hint="`docket index switch docket_chunks_v2`")
-                    )
-                previous, report = await _with_heartbeat(switch_version, self.engine, self.index, data.version)
-                message = f"switched from {previous} to {data.version} ({report.documents} documents caught up)"
-            elif data.action == "rollback":
-                previous, report = await _with_heartbeat(rollback_version, self.engine, self.index)
-                message = f"rolled back from {previous} to {self.index.store.active()}"
+        if data.action == "rebuild":
+            message = await _locked(self._write_lock, self._rebuild, data.activate)
+        elif data.action == "switch":
+            previous, report = await _locked(self._write_lock, switch_version, self.engine, self.index, data.version)
+            message = f"switched from {previous} to {data.version} ({report.documents} documents caught up)"
+        elif data.action == "rollback":
+            previous, report = await _locked(self._write_lock, rollback_version, self.engine, self.index)
+            message = f"rolled back from {previous} to {self.index.store.active()}"
+        # Status reads only: it never waits behind a rebuild.
         return await run_engine(self.status, message)
+
+    def _rebuild(self, activate: bool) -> str:
+        info, report = build_version(self.engine, self.index)
+        message = f"built {info.name}: {report.documents} documents, {report.chunks} chunks"
+        if activate:
+            previous, _ = switch_version(self.engine, self.index, info.name)
+            message += f"; switched from {previous} to {info.name}"
+        return message
 
     def status(self, message: str = "") -> IndexStatus:
         store = self.index.store

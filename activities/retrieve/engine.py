@@ -197,6 +197,8 @@ class DocumentIndex:
         numbers = [v.number for v in self.store.versions()]
         name = version_name(max(numbers, default=0) + 1)
         dim = self.embedder.dim if self.embedder is not None else 0
+        # Names can come back after a version is dropped: never trust cached metadata for a new one.
+        self._meta.pop(name, None)
         return self.store.create_version(name, embedder=self.embedder_name, dim=dim)
 
     def version_info(self, name: str) -> VersionInfo:
@@ -210,7 +212,12 @@ class DocumentIndex:
     def dense_ready(self, version: str) -> bool:
         """Dense vectors are written and searched only when this version was built by the same embedder."""
         info = self.version_info(version)
-        return self.embedder is not None and bool(info.dim) and info.embedder == self.embedder.name
+        return (
+            self.embedder is not None
+            and bool(info.dim)
+            and info.embedder == self.embedder.name
+            and info.dim == self.embedder.dim
+        )
 
     def close(self) -> None:
         self.store.close()
@@ -228,8 +235,9 @@ class DocumentIndex:
             # The title counts for matching; the stored text (and so every snippet) is the body only.
             dense = self.embedder.embed_documents([f"{doc.title}\n{text}" for text in chunks])
         points = []
+        title_findings = len(neutralize(doc.title)[1])
         for i, text in enumerate(chunks):
-            _, findings = neutralize(text)
+            findings = neutralize(text)[1]
             points.append(
                 ChunkPoint(
                     id=point_id(doc.tenant, doc.doc_id, doc.version, i),
@@ -246,7 +254,7 @@ class DocumentIndex:
                         "version": doc.version,
                         "sha256": doc.sha256,
                         # Recorded at ingestion so operators can list poisoned documents without searching.
-                        "injection_findings": len(findings),
+                        "injection_findings": len(findings) + title_findings,
                         "text": text[:MAX_STORED_CHARS],
                     },
                 )
@@ -261,11 +269,13 @@ class DocumentIndex:
         for name in versions or [v.name for v in self.store.versions()]:
             self.store.delete(name, ChunkFilter(tenant=tenant, doc_id=doc_id))
 
-    def indexed_documents(self, version: str, tenant: str) -> dict[str, str]:
-        """doc_id → sha256 of what a version holds for a tenant."""
+    def indexed_documents(self, version: str, tenant: str, doc_ids: list[str] | None = None) -> dict[str, str]:
+        """doc_id → sha256 of what a version holds for a tenant (for some documents only, when given)."""
         out: dict[str, str] = {}
-        for row in self.store.scroll(version, ChunkFilter(tenant=tenant), ("doc_id", "sha256")):
-            out[str(row["doc_id"])] = str(row.get("sha256") or "")
+        targets: list[str | None] = list(doc_ids) if doc_ids else [None]
+        for doc_id in targets:
+            for row in self.store.scroll(version, ChunkFilter(tenant=tenant, doc_id=doc_id), ("doc_id", "sha256")):
+                out[str(row["doc_id"])] = str(row.get("sha256") or "")
         return out
 
     def findings(self, version: str, tenant: str) -> list[str]:
@@ -352,15 +362,17 @@ class DocumentIndex:
                 if len(query_tokens & found) < query.min_term_coverage * len(query_tokens):
                     continue
             text, findings = neutralize(raw)
+            # Titles come from front matter anyone with upload rights writes: as untrusted as the body.
+            title, title_findings = neutralize(str(h.payload["title"]))
             chunk_id = str(h.payload["chunk_id"])
             neutralized.extend(
                 NeutralizedPassage(doc_id=str(h.payload["doc_id"]), chunk_id=chunk_id, excerpt=f.excerpt)
-                for f in findings
+                for f in [*title_findings, *findings]
             )
             passages.append(
                 Passage(
                     doc_id=str(h.payload["doc_id"]),
-                    title=spotlight(str(h.payload["title"])),
+                    title=spotlight(title),
                     chunk_id=chunk_id,
                     snippet=spotlight(best_sentences(text, query_tokens)),
                     score=round(float(h.score), 4),
@@ -406,8 +418,11 @@ def sync_version(
     with Session(engine) as session:
         for t in _tenants(session, tenant):
             stmt = select(Document).where(Document.tenant == t)  # type: ignore[arg-type]
+            if doc_ids:
+                # One document's ingestion reads that document, not the tenant's whole corpus.
+                stmt = stmt.where(Document.doc_id.in_(doc_ids))  # type: ignore[attr-defined]
             docs = {d.doc_id: d for d in session.execute(stmt).scalars()}
-            held = index.indexed_documents(version, t)
+            held = index.indexed_documents(version, t, doc_ids)
             for doc_id, doc in sorted(docs.items()):
                 if doc_ids and doc_id not in doc_ids:
                     continue

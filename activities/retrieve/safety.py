@@ -60,5 +60,6 @@ def neutralize(text: str) -> tuple[str, list[Finding]]:
 
 def spotlight(text: str) -> str:
     """Text that cannot close or open the delimiters a prompt puts around it."""
-    # Single guillemets (U+2039/U+203A) read like angle brackets to a person but are not tag delimiters.
-    return text.replace("<", "\u2039").replace(">", "\u203a")
+    # Single guillemets (U+2039/U+203A) read like angle brackets to a person but are not tag delimiters; a double
+    # quote would end an attribute value (titles go into `title="…"`).
+    return text.replace("<", "\u2039").replace(">", "\u203a").replace('"', "\u201d")

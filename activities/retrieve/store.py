@@ -9,7 +9,7 @@
 
 Isolation is structural: every search, count, scroll and delete takes a `ChunkFilter`, which cannot be built
 without a tenant, and both engines put the tenant condition first in every native filter. No other module talks
-to a Qdrant client (tests/unit/test_retrieval_isolation.py checks the call sites).
+to a Qdrant client (tests/unit/test_retrieval_hybrid.py checks the call sites).
 """
 
 from __future__ import annotations
@@ -103,6 +103,20 @@ def version_name(n: int) -> str:
     return f"{ALIAS}_v{n}"
 
 
+def _write_atomically(path: Path, data: dict[str, Any]) -> None:
+    """Write-then-rename, with fsyncs: a reader (or a restart after a crash) sees the old file or the new one."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -166,12 +180,7 @@ class EdgeStore:
             return {}
 
     def _write_aliases(self, data: dict[str, Any]) -> None:
-        # Write-then-rename: a reader sees the old alias or the new one, never half a file.
-        tmp = self._alias_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._alias_file)
+        _write_atomically(self._alias_file, data)
 
     def active(self) -> str | None:
         value = self._aliases().get(ALIAS)
@@ -237,7 +246,7 @@ class EdgeStore:
                 shard.update(qe.UpdateOperation.create_field_index(key, schema))
             created = _now()
             meta = {"embedder": embedder, "dim": dim, "created_at": created}
-            (path / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+            _write_atomically(path / "meta.json", meta)
             self._shards[name] = shard
             return VersionInfo(name=name, embedder=embedder, dim=dim, created_at=created)
 

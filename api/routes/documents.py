@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlmodel import Session
 from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.service import RPCError
 
 from activities import names
 from activities.authorize.documents import DocumentAuthorizer, DocumentChange
@@ -68,13 +70,22 @@ async def _run_ingest(state: AppState, request: Request, data: IngestInput, wait
     client = await state.temporal()
     wid = f"ingest-{data.tenant}-{uuid.uuid4().hex[:16]}"
     links = {"temporal_ui": temporal.ui_link(state.settings.namespace_ui_url, wid, temporal.namespace())}
-    handle = await client.start_workflow(
-        names.INGEST_WORKFLOW,
-        data,
-        id=wid,
-        task_queue=state.settings.task_queue,
-        result_type=IndexDocumentsResult,
-    )
+    try:
+        handle = await client.start_workflow(
+            names.INGEST_WORKFLOW,
+            data,
+            id=wid,
+            task_queue=state.settings.task_queue,
+            result_type=IndexDocumentsResult,
+        )
+    except RPCError as exc:
+        raise Problem(
+            503,
+            "temporal-unavailable",
+            "Temporal did not accept the ingestion",
+            detail=str(exc),
+            hint="check the stack with `docket doctor`, then send the document again",
+        ) from exc
     if not wait:
         return IngestView(ingest_id=wid, status="running", tenant=data.tenant, links=links)
     try:
@@ -82,6 +93,16 @@ async def _run_ingest(state: AppState, request: Request, data: IngestInput, wait
     except TimeoutError:
         return IngestView(ingest_id=wid, status="running", tenant=data.tenant, links=links)
     except WorkflowFailureError as exc:
+        cause = exc.cause.cause if isinstance(exc.cause, ActivityError) else exc.cause
+        if isinstance(cause, ApplicationError) and cause.type == "DocumentChanged":
+            raise Problem(
+                409,
+                "document-changed",
+                "The document changed while this ingestion ran",
+                detail=cause.message,
+                hint="send it again: it is authorized against the current version",
+                links=links,
+            ) from exc
         raise Problem(
             500,
             "ingest-failed",
