@@ -14,8 +14,7 @@ from docket.db import Document, DocumentUpload
 
 def text(classification: str, body: str, title: str = "Notes") -> str:
     return (
-        f'---\nid: "doc-notes"\ntitle: "{title}"\ntenant: "acme"\nclassification: "{classification}"\n---\n\n'
-        f"{body}\n"
+        f'---\nid: "doc-notes"\ntitle: "{title}"\ntenant: "acme"\nclassification: "{classification}"\n---\n\n{body}\n'
     )
 
 
