@@ -58,13 +58,15 @@ async def _run(action: IndexAdminInput) -> IndexStatus:
 
 def _do(action: IndexAdminInput) -> None:
     from temporalio.client import WorkflowFailureError
+    from temporalio.exceptions import ActivityError
 
     from cli.main import exit_skipping_finalization
 
     try:
         status = asyncio.run(_run(action))
     except WorkflowFailureError as exc:
-        cause = exc.cause
+        # The workflow failed because its activity did: the reason a person can act on is the activity's.
+        cause = exc.cause.cause if isinstance(exc.cause, ActivityError) and exc.cause.cause else exc.cause
         message = getattr(cause, "message", "") or str(cause or exc)
         typer.echo(f"error: {message}", err=True)
         exit_skipping_finalization(1)

@@ -159,6 +159,8 @@ def test_ingest_documents_indexes_through_the_worker(up: Up, tmp_path: Path) -> 
     status = up.docket("index", "status")
     assert status.returncode == 0, status.stderr
     assert "alias docket_chunks -> docket_chunks_v1" in status.stdout
+    unknown = up.docket("index", "switch", "docket_chunks_v9")
+    assert unknown.returncode == 1 and "docket_chunks_v9 does not exist" in unknown.stderr, unknown.stderr
 
 
 def test_second_up_says_one_is_running(up: Up) -> None:
