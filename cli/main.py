@@ -20,6 +20,7 @@ from cli.audit import audit_app
 from cli.classifier import eval_app, train_app
 from cli.index import index_app
 from cli.policy import policy_app
+from cli.prompts import prompts_app
 from docket import db, ingest, tokens
 from docket.catalog import load_principal
 from docket.settings import Settings, load_settings
@@ -442,6 +443,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
 app.add_typer(eval_app, name="eval")
 app.add_typer(index_app, name="index")
+app.add_typer(prompts_app, name="prompts")
 
 
 def main() -> None:

@@ -365,6 +365,8 @@ class GenerateInput(Contract):
     missing: list[MissingData] = Field(default_factory=list)
     masked: list[MaskedComponent] = Field(default_factory=list)
     passages: list[Passage] = Field(default_factory=list)
+    # For per-tenant prompt pins; empty in histories recorded before pins existed.
+    tenant: str = ""
 
 
 class GenerateResult(Contract):
@@ -377,6 +379,8 @@ class GenerateResult(Contract):
     usage: Usage = Field(default_factory=Usage)
     validated: bool = True
     limitations: list[str] = Field(default_factory=list)
+    # Personal data replaced before the prompt went to a model, by kind (email, phone, iban, card).
+    redactions: dict[str, int] = Field(default_factory=dict)
 
 
 class ScoreInput(Contract):

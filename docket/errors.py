@@ -51,6 +51,11 @@ class ModelUnavailableError(DocketError):
     type = MODEL_UNAVAILABLE
     retryable = True
 
+    def __init__(self, message: str, *, hint: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message, hint=hint)
+        # Seconds the server asked us to wait (Retry-After); Temporal's next attempt honours it.
+        self.retry_after = retry_after
+
 
 class ConfigurationError(DocketError):
     """A setting is missing or unsafe; raised at startup, never inside a workflow."""

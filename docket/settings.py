@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     embedding_model: str = ""
     embedding_api_key: str = ""  # default: OPENAI_API_KEY
     max_document_bytes: int = 1024 * 1024
+    # Prompt versions in use, JSON: {"answer": 1, "meridian/*/answer": 2, "*/metric_lookup/narrative": 1}.
+    prompt_pins: dict[str, int] = Field(default_factory=dict)
     openai_base_url: str = Field(default="", validation_alias="OPENAI_BASE_URL")
     openai_api_key: str = Field(default="", validation_alias="OPENAI_API_KEY")
     model: str = ""

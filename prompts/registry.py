@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, Template
+from jinja2 import StrictUndefined, Template, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from docket.contracts import PromptRef
+from docket.errors import DocketError
 
 PROMPT_DIR = Path(__file__).parent
 _NAME = re.compile(r"^(?P<name>[a-z0-9_]+)\.v(?P<version>\d+)\.j2$")
@@ -38,6 +40,26 @@ _env = SandboxedEnvironment(
 _env.filters["thousands"] = _thousands
 
 
+class PromptError(DocketError):
+    """A prompt rendered with variables it does not declare, or without ones it needs; or an unknown pin."""
+
+    type = "PromptError"
+
+
+@cache
+def variables_of(source: str) -> frozenset[str]:
+    """The variables a template reads (filters and loop variables excluded)."""
+    tree = _env.parse(source)
+    # meta reports a name set inside one branch and read in another as undeclared; names the template assigns
+    # itself ({% set %}, loop targets) are never the caller's to supply.
+    assigned: set[str] = set()
+    for node in tree.find_all((nodes.Assign, nodes.For)):
+        target = node.target  # type: ignore[attr-defined]
+        names = [target, *target.find_all(nodes.Name)]
+        assigned |= {n.name for n in names if isinstance(n, nodes.Name)}
+    return frozenset(meta.find_undeclared_variables(tree) - assigned)
+
+
 @dataclass(frozen=True)
 class Prompt:
     id: str
@@ -52,7 +74,28 @@ class Prompt:
     def ref(self) -> PromptRef:
         return PromptRef(id=self.id, version=self.version, sha256=self.sha256)
 
+    @property
+    def variables(self) -> frozenset[str]:
+        return variables_of(self.source)
+
     def render(self, **context: Any) -> str:
+        """Render with exactly the variables the template reads: a missing one and an unused one are both errors
+        (the caller and the template disagree about what the prompt contains)."""
+        missing = self.variables - context.keys()
+        unused = context.keys() - self.variables
+        if missing or unused:
+            raise PromptError(
+                f"prompt {self.id} v{self.version}: "
+                + "; ".join(
+                    part
+                    for part in (
+                        f"missing {sorted(missing)}" if missing else "",
+                        f"not used by the template {sorted(unused)}" if unused else "",
+                    )
+                    if part
+                ),
+                hint="render it with the variables the template declares (`docket prompts show NAME`)",
+            )
         return _compiled(self.source).render(**context).strip()
 
 
@@ -81,3 +124,26 @@ def get(name: str, version: int | None = None) -> Prompt:
     if v not in versions:
         raise KeyError(f"prompt {name!r} has no version {v} (has {versions})")
     return Prompt(name, v, (PROMPT_DIR / f"{name}.v{v}.j2").read_text(encoding="utf-8"))
+
+
+def resolve(name: str, *, tenant: str = "", intent: str = "", pins: Mapping[str, int] | None = None) -> Prompt:
+    """The version of a prompt in use for a tenant and intent: the most specific pin, else the newest.
+
+    Pin keys: `tenant/intent/name`, `tenant/*/name`, `*/intent/name`, `name` (DOCKET_PROMPT_PINS).
+    """
+    pins = pins or {}
+    for key in (f"{tenant}/{intent}/{name}", f"{tenant}/*/{name}", f"*/{intent}/{name}", name):
+        if key in pins:
+            return get(name, pins[key])
+    return get(name)
+
+
+def check_pins(pins: Mapping[str, int]) -> None:
+    """Refuse pins that name a prompt or version that does not exist (at startup, not at the first request)."""
+    for key, version in pins.items():
+        name = key.rsplit("/", 1)[-1]
+        if version not in available().get(name, []):
+            raise PromptError(
+                f"DOCKET_PROMPT_PINS pins {key!r} to version {version}, which does not exist",
+                hint=f"available: {available().get(name, [])} (`docket prompts list`)",
+            )

@@ -31,6 +31,7 @@ from activities.retrieve.embed import build_embedder
 from activities.retrieve.engine import DocumentIndex, sync_index
 from docket import db, policies, temporal
 from docket.settings import Settings, load_settings
+from prompts import registry
 from workflows.ingest import IndexWorkflow, IngestWorkflow
 from workflows.request import RequestWorkflow
 
@@ -49,6 +50,8 @@ def seed_policies(engine: Engine) -> None:
 
 def build_generator(settings: Settings) -> Generator:
     """The openai generator when a model endpoint is configured, else the deterministic template."""
+    # A pin to a prompt version that does not exist fails the worker at start, not the first request.
+    registry.check_pins(settings.prompt_pins)
     if settings.model_configured:
         client = AsyncOpenAI(
             base_url=settings.openai_base_url or None,
@@ -56,8 +59,8 @@ def build_generator(settings: Settings) -> Generator:
             max_retries=0,  # Temporal owns retries
             timeout=settings.model_timeout_seconds,
         )
-        return OpenAIGenerator(client=client, model=settings.model or "gpt-4o-mini")
-    return TemplateGenerator()
+        return OpenAIGenerator(client=client, model=settings.model or "gpt-4o-mini", pins=settings.prompt_pins)
+    return TemplateGenerator(pins=settings.prompt_pins)
 
 
 def build_classifier_layers(settings: Settings) -> tuple[IntentModel | None, LLMLayer | None, Thresholds]:

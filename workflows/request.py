@@ -360,6 +360,7 @@ class RequestWorkflow:
                 missing=missing,
                 masked=authz.masked,
                 passages=retrieved.passages,
+                tenant=req.tenant,
             ),
             result_type=GenerateResult,
             start_to_close_timeout=timedelta(seconds=120),
@@ -371,7 +372,8 @@ class RequestWorkflow:
                 stage=Stage.GENERATE.value,
                 actor=actor,
                 decision=gen.generator,
-                detail={"validated": gen.validated},
+                # Counts only: what kind of personal data was kept out of the prompt, never the data.
+                detail={"validated": gen.validated, "redactions": gen.redactions},
                 prompt_sha256=gen.prompt.sha256,
                 model=gen.model,
             )

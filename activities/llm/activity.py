@@ -26,7 +26,7 @@ class GenerateActivities:
         except ModelUnavailableError as exc:
             if activity.info().attempt < FALLBACK_AFTER_ATTEMPTS:
                 raise to_application_error(exc) from exc
-            fallback = render_template_answer(data)
+            fallback = render_template_answer(data, getattr(self.generator, "pins", None))
             return fallback.model_copy(
                 update={
                     "limitations": [f"The model was unavailable ({exc.message}); showing the deterministic narrative."],
@@ -35,7 +35,7 @@ class GenerateActivities:
         except ModelBadRequestError as exc:
             # A wrong key, unknown model or an oversized prompt will not fix itself on retry; the request still
             # deserves its figures, so answer with the template and say why.
-            fallback = render_template_answer(data)
+            fallback = render_template_answer(data, getattr(self.generator, "pins", None))
             return fallback.model_copy(
                 update={"limitations": [f"The model rejected the request ({exc.message}); showing the narrative."]}
             )

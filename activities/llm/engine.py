@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import openai
 from openai import AsyncOpenAI
 
+from activities.llm.redact import redact
 from activities.retrieve.safety import INJECTION
 from docket.calendar import MONTH_NAMES
 from docket.contracts import Fact, GenerateInput, GenerateResult, Usage
@@ -60,8 +65,11 @@ class Generator(Protocol):
     async def generate(self, data: GenerateInput) -> GenerateResult: ...
 
 
-def render_template_answer(data: GenerateInput) -> GenerateResult:
-    prompt = registry.get("narrative", 1)
+def render_template_answer(data: GenerateInput, pins: Mapping[str, int] | None = None) -> GenerateResult:
+    # Version 1 unless DOCKET_PROMPT_PINS says otherwise: a new template version is opted into, not rolled out.
+    prompt = registry.resolve(
+        "narrative", tenant=data.tenant, intent=data.intent.value, pins={"narrative": 1, **(pins or {})}
+    )
     facts = sorted((_fact_view(f) for f in data.facts), key=lambda v: -float(v["value"]))
     answer = prompt.render(
         facts=facts,
@@ -74,11 +82,13 @@ def render_template_answer(data: GenerateInput) -> GenerateResult:
     return GenerateResult(answer=answer, generator="template", model=TEMPLATE_MODEL, prompt=prompt.ref, validated=True)
 
 
+@dataclass
 class TemplateGenerator:
-    name = "template"
+    pins: Mapping[str, int] = field(default_factory=dict)
+    name: str = "template"
 
     async def generate(self, data: GenerateInput) -> GenerateResult:
-        return render_template_answer(data)
+        return render_template_answer(data, self.pins)
 
 
 _NUMBER = re.compile(r"(?<!\d)(?<!\d\.)-?\d[\d,]*(?:\.\d+)?")
@@ -110,6 +120,27 @@ def ungrounded_numbers(answer: str, facts: list[Fact]) -> list[str]:
     return bad
 
 
+def retry_after(headers: Any) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or retry-after-ms; None if absent."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
 @dataclass
 class OpenAIGenerator:
     """Any OpenAI-compatible chat endpoint."""
@@ -117,15 +148,29 @@ class OpenAIGenerator:
     client: AsyncOpenAI
     model: str
     name: str = "openai"
+    pins: Mapping[str, int] = field(default_factory=dict)
 
     async def generate(self, data: GenerateInput) -> GenerateResult:
-        prompt = registry.get("answer", 1)
+        prompt = registry.resolve(
+            "answer", tenant=data.tenant, intent=data.intent.value, pins={"answer": 1, **self.pins}
+        )
+        # Personal data never reaches a model: the question and every passage are redacted, counts recorded.
+        redactions: Counter[str] = Counter()
+        question, found = redact(data.question)
+        redactions.update(found)
+        passages = []
+        for p in data.passages:
+            snippet, found = redact(p.snippet)
+            title, found_title = redact(p.title)
+            redactions.update(found)
+            redactions.update(found_title)
+            passages.append({**p.model_dump(), "snippet": snippet, "title": title})
         content = prompt.render(
-            question=data.question,
+            question=question,
             facts=[f.model_dump() for f in data.facts],
             missing=[m.key for m in data.missing],
             masked=[m.reason for m in data.masked],
-            passages=[p.model_dump() for p in data.passages],
+            passages=passages,
         )
         try:
             resp = await self.client.chat.completions.create(
@@ -138,7 +183,9 @@ class OpenAIGenerator:
             raise ModelUnavailableError(f"model endpoint unreachable: {exc}") from exc
         except openai.APIStatusError as exc:
             if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
-                raise ModelUnavailableError(f"model endpoint answered {exc.status_code}") from exc
+                raise ModelUnavailableError(
+                    f"model endpoint answered {exc.status_code}", retry_after=retry_after(exc.response.headers)
+                ) from exc
             raise ModelBadRequestError(
                 f"model endpoint rejected the request ({exc.status_code}): {exc.message}"
             ) from exc
@@ -165,12 +212,13 @@ class OpenAIGenerator:
                 # The model obeyed (or repeated) an instruction planted in a document: never show that wording.
                 problems.append("the answer follows instruction-like text instead of the facts")
         if problems:
-            fallback = render_template_answer(data)
+            fallback = render_template_answer(data, self.pins)
             return fallback.model_copy(
                 update={
                     "generator": "template",
                     "usage": usage,
                     "validated": False,
+                    "redactions": dict(redactions),
                     "model": f"{TEMPLATE_MODEL}; {self.model} failed validation",
                     "limitations": [f"Model answer discarded: {problems[0]}; showing the deterministic narrative."],
                 }
@@ -182,4 +230,5 @@ class OpenAIGenerator:
             prompt=prompt.ref,
             usage=usage,
             validated=True,
+            redactions=dict(redactions),
         )

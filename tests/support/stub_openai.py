@@ -53,6 +53,7 @@ class Reply:
     content: str = '{"answer": "ok", "fact_labels": []}'
     status: int = 200
     model: str = "stub-model-1"
+    headers: dict[str, str] = field(default_factory=dict)
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -88,8 +89,8 @@ class StubOpenAI:
     def reply_text(self, text: str, *, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
         self.reply = Reply(content=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
 
-    def fail(self, status: int) -> None:
-        self.reply = Reply(status=status)
+    def fail(self, status: int, headers: dict[str, str] | None = None) -> None:
+        self.reply = Reply(status=status, headers=headers or {})
 
     @property
     def base_url(self) -> str:
@@ -112,6 +113,7 @@ class StubOpenAI:
                     }
                 },
                 status_code=reply.status,
+                headers=reply.headers,
             )
         self._counter += 1
         return JSONResponse(

@@ -221,11 +221,27 @@ def test_unknown_prompt_version_raises() -> None:
         registry.get("narrative", 99)
 
 
-def test_templates_refuse_missing_variables() -> None:
-    from jinja2 import UndefinedError
+def test_templates_refuse_missing_and_unused_variables() -> None:
+    prompt = registry.get("answer", 1)
+    assert prompt.variables == {"question", "facts", "missing", "masked", "passages"}
+    with pytest.raises(registry.PromptError, match=r"missing \['facts', 'masked', 'missing', 'passages'\]"):
+        prompt.render(question="q")
+    with pytest.raises(registry.PromptError, match=r"not used by the template \['temperature'\]"):
+        prompt.render(question="q", facts=[], missing=[], masked=[], passages=[], temperature=0)
+    # Names the template assigns itself are not the caller's to supply.
+    assert "f" not in registry.get("narrative", 1).variables
 
-    with pytest.raises(UndefinedError):
-        registry.get("answer", 1).render(question="q")
+
+def test_pins_choose_the_most_specific_version_and_unknown_pins_are_refused() -> None:
+    newest = registry.get("answer")
+    assert registry.resolve("answer", tenant="meridian", intent="metric_lookup") == newest
+    pins = {"answer": 1, "meridian/*/answer": 1, "globex/metric_lookup/answer": 1}
+    assert registry.resolve("answer", tenant="globex", intent="metric_lookup", pins=pins).version == 1
+    registry.check_pins(pins)
+    with pytest.raises(registry.PromptError, match="does not exist"):
+        registry.check_pins({"meridian/*/answer": 99})
+    with pytest.raises(registry.PromptError, match="does not exist"):
+        registry.check_pins({"no_such_prompt": 1})
 
 
 @pytest.mark.parametrize("answer", ["Payroll was 3 million USD.", "Costs rose 25% in May.", "About 12 million."])
@@ -266,3 +282,28 @@ async def test_model_rejecting_the_request_falls_back_to_the_template() -> None:
     )
     assert result.generator == "template" and "11,765,834" in result.answer
     assert any("invalid api key" in lim for lim in result.limitations)
+
+
+def test_prompts_cli_lists_shows_and_diffs() -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    runner = CliRunner()
+    listed = runner.invoke(app, ["prompts", "list"])
+    assert listed.exit_code == 0
+    assert f"answer.v1  sha256 {registry.get('answer', 1).sha256[:12]}" in listed.output
+    shown = runner.invoke(app, ["prompts", "show", "narrative", "--version", "1"])
+    assert shown.exit_code == 0 and registry.get("narrative", 1).sha256 in shown.output
+    assert runner.invoke(app, ["prompts", "diff", "answer", "1", "1"]).output.strip().endswith("are identical")
+    missing = runner.invoke(app, ["prompts", "show", "nope"])
+    assert missing.exit_code == 1
+
+
+def test_a_pin_to_a_missing_version_stops_the_worker_at_start() -> None:
+    from docket.settings import Settings
+    from worker.main import build_generator
+
+    with pytest.raises(registry.PromptError, match="version 9"):
+        build_generator(Settings(prompt_pins={"meridian/*/answer": 9}))
+    assert build_generator(Settings(prompt_pins={"meridian/*/narrative": 1})).name == "template"

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import socket
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
+import httpx
 import pytest
 from openai import AsyncOpenAI
 
-from activities.llm.engine import OpenAIGenerator, render_template_answer
-from docket.contracts import Fact, GenerateInput, Intent, MaskedComponent
+from activities.errors import to_application_error
+from activities.llm.engine import OpenAIGenerator, render_template_answer, retry_after
+from activities.llm.redact import redact
+from docket.contracts import Fact, GenerateInput, Intent, MaskedComponent, Passage
 from docket.errors import ModelBadRequestError, ModelUnavailableError
 from prompts import registry
 from tests.support.oracle import LedgerOracle
@@ -195,3 +202,68 @@ async def test_invented_number_glued_to_a_currency_is_rejected(
     result = await OpenAIGenerator(client=client, model=MODEL).generate(data)
     assert not result.validated
     assert result.generator == "template"
+
+
+# ------------------------------------------------------------------ Retry-After and personal data (issue 6, part 1)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [({"Retry-After": "7"}, 7.0), ({"retry-after-ms": "1500"}, 1.5), ({}, None)],
+)
+async def test_retry_after_is_carried_to_temporal(
+    stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput, headers: dict[str, str], expected: float | None
+) -> None:
+    stub.fail(429, headers)
+    with pytest.raises(ModelUnavailableError) as caught:
+        await OpenAIGenerator(client=client, model=MODEL).generate(data)
+    assert caught.value.retry_after == expected
+    app_error = to_application_error(caught.value)
+    assert not app_error.non_retryable
+    assert app_error.next_retry_delay == (timedelta(seconds=expected) if expected is not None else None)
+
+
+def test_retry_after_as_an_http_date() -> None:
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    seconds = retry_after(httpx.Headers({"Retry-After": when}))
+    assert seconds is not None and 25 <= seconds <= 31
+    assert retry_after(httpx.Headers({"Retry-After": "soon"})) is None
+
+
+async def test_personal_data_never_reaches_the_model(
+    stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
+) -> None:
+    value = data.facts[0].value
+    stub.reply_json({"answer": f"Revenue was {value:,} USD.", "fact_labels": [data.facts[0].label]})
+    asked = data.model_copy(
+        update={
+            "question": "What was revenue for MER-US last month? Reply to jane.doe@meridian.example",
+            "passages": [
+                Passage(
+                    doc_id="doc-x",
+                    title="Contacts",
+                    chunk_id="doc-x#0",
+                    snippet="Call +44 20 7946 0958 or pay IBAN DE89 3704 0044 0532 0130 00, card 4111 1111 1111 1111.",
+                    score=1.0,
+                )
+            ],
+        }
+    )
+    result = await OpenAIGenerator(client=client, model=MODEL).generate(asked)
+    prompt = json.dumps(stub.requests[-1]["body"])
+    for secret in ("jane.doe@meridian.example", "7946 0958", "DE89 3704", "4111 1111"):
+        assert secret not in prompt
+    assert result.redactions == {"email": 1, "phone": 1, "iban": 1, "card": 1}
+    assert result.validated and f"{value:,}" in result.answer
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Revenue was 11,765,834 USD in 2026-10 for account 5.2.2.",
+        "Invoice 2026-03-15, reference 12345678901234, 21,318,406 EUR.",
+        "IBAN-like DE89370400440532013001 fails its checksum; card 4111 1111 1111 1112 fails Luhn.",
+    ],
+)
+def test_figures_codes_and_bad_checksums_are_not_personal_data(text: str) -> None:
+    assert redact(text) == (text, Counter())
