@@ -10,6 +10,7 @@ which is all a test of the plumbing needs.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -54,6 +55,8 @@ class Reply:
     status: int = 200
     model: str = "stub-model-1"
     headers: dict[str, str] = field(default_factory=dict)
+    # Seconds to wait before answering: longer than the client's timeout makes a timeout.
+    delay: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -100,8 +103,10 @@ class StubOpenAI:
 
     async def _chat(self, request: Request) -> JSONResponse:
         body = await request.json()
-        self.requests.append({"body": body, "headers": dict(request.headers)})
+        self.requests.append({"body": body, "headers": dict(request.headers), "at": time.monotonic()})
         reply = self.queue.pop(0) if self.queue else self.reply
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
         if reply.status != 200:
             return JSONResponse(
                 {

@@ -1,0 +1,107 @@
+"""A fault-injecting OpenAI-compatible server drives each failure mode through RequestWorkflow.
+
+Every request reaches a defined terminal state, and the server's call log shows Temporal's retries only: the
+client is built with max_retries=0, so one activity attempt is one HTTP call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openai import AsyncOpenAI
+from sqlalchemy import Engine
+from temporalio.testing import WorkflowEnvironment
+
+from activities.llm.engine import OpenAIGenerator
+from tests.integration.test_documents_api import IndexedStack, indexed_stack
+from tests.support.oracle import LedgerOracle
+from tests.support.stub_openai import Reply, StubOpenAI
+
+pytestmark = pytest.mark.integration
+QUESTION = "What was revenue for MER-US in October 2026?"
+CLIENT_TIMEOUT = 1.5
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[StubOpenAI]:
+    server = StubOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+async def faults(
+    temporal_env: WorkflowEnvironment,
+    sqlite_db: tuple[str, Engine],
+    stub: StubOpenAI,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[IndexedStack]:
+    client = AsyncOpenAI(base_url=stub.base_url, api_key="x", max_retries=0, timeout=CLIENT_TIMEOUT)
+    async for s in indexed_stack(
+        temporal_env, tmp_path_factory.mktemp("faults"), sqlite_db, OpenAIGenerator(client, "m")
+    ):
+        yield s
+
+
+async def ask(s: IndexedStack) -> dict[str, Any]:
+    resp = await s.http.post(
+        "/v1/requests",
+        params={"wait": 60},
+        headers=s.auth("alice"),
+        json={"question": QUESTION, "as_of": "2026-11-21"},
+    )
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    assert body["status"] == "completed"
+    return body
+
+
+@pytest.fixture(scope="module")
+def revenue(demo_dir: Path) -> int:
+    # The expected figure comes from the CSV oracle, never from the product.
+    return LedgerOracle(demo_dir).total("meridian", ["MER-US"], "4", ["2026-10"])
+
+
+@pytest.mark.parametrize(
+    ("reply", "calls", "limitation"),
+    [
+        (Reply(status=500), 3, "model was unavailable"),
+        (Reply(status=503), 3, "model was unavailable"),
+        # Retry-After 3 s against a retry policy that would wait 1 s, then 2 s: the gaps show which one won.
+        (Reply(status=429, headers={"Retry-After": "3"}), 3, "model was unavailable"),
+        (Reply(delay=CLIENT_TIMEOUT + 1.0), 3, "model was unavailable"),
+        (Reply(status=401), 1, "model rejected the request"),
+        (Reply(content="this is not json"), 1, "did not return the requested JSON"),
+        (Reply(content='{"answer": "Revenue was 99,000,000,000 USD.", "fact_labels": []}'), 1, "not facts"),
+        (Reply(content='{"answer": "", "fact_labels": ["nonsense"]}'), 1, "did not return the requested JSON"),
+    ],
+    ids=["500", "503", "429-retry-after", "slow", "401", "malformed", "ungrounded", "empty"],
+)
+async def test_every_fault_ends_in_a_defined_state(
+    faults: IndexedStack, stub: StubOpenAI, revenue: int, reply: Reply, calls: int, limitation: str
+) -> None:
+    stub.reset()
+    stub.reply = reply
+    body = await ask(faults)
+    # The figures are the ledger's whatever the model did; the wording falls back to the template.
+    assert body["outcome"] == "answered"
+    assert f"{revenue:,}" in body["answer"]
+    assert body["generator"] == "template"
+    assert any(limitation in note for note in body["limitations"]), body["limitations"]
+    # One HTTP call per Temporal attempt: the client library never retried on its own.
+    assert len(stub.requests) == calls
+    if reply.headers.get("Retry-After"):
+        gaps = [b["at"] - a["at"] for a, b in zip(stub.requests, stub.requests[1:], strict=False)]
+        assert all(g >= 2.8 for g in gaps), gaps
+
+
+async def test_a_good_answer_after_two_failures_is_used(faults: IndexedStack, stub: StubOpenAI, revenue: int) -> None:
+    stub.reset()
+    stub.queue.extend([Reply(status=503), Reply(status=429, headers={"Retry-After": "1"})])
+    stub.reply_json({"answer": f"MER-US booked {revenue:,} USD of revenue in October 2026.", "fact_labels": []})
+    body = await ask(faults)
+    assert body["generator"] == "openai" and f"{revenue:,}" in body["answer"]
+    assert len(stub.requests) == 3
