@@ -46,7 +46,7 @@ import cedarpy
 from activities.authorize import engine as authorize_engine
 from activities.authorize.engine import Authorizer, load_builtin_policies
 from activities.classify.rules import RuleClassifier
-from bench.classifier import cpu_model, percentile, pin_one_core
+from bench.classifier import cpu_model, pin_one_core, summary
 from bench.report import write_section
 from docket import db, ingest
 from docket.catalog import Catalog, load_catalog, load_principal
@@ -186,17 +186,6 @@ def batch_request(catalog: Catalog) -> ClassifyResult:
             periods=[PeriodRef(label=m, months=[m]) for m in months],
         ),
     )
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "n": len(values),
-        "p50_ms": percentile(values, 0.5),
-        "p95_ms": percentile(values, 0.95),
-        "p99_ms": percentile(values, 0.99),
-        "mean_ms": statistics.fmean(values),
-        "max_ms": max(values),
-    }
 
 
 def run(n: int, rounds: int) -> dict[str, Any]:

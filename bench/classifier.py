@@ -74,6 +74,18 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
+def summary(values: Sequence[float]) -> dict[str, float]:
+    """Latency statistics in milliseconds, the same keys in every benchmark's raw results."""
+    return {
+        "n": len(values),
+        "p50_ms": percentile(values, 0.5),
+        "p95_ms": percentile(values, 0.95),
+        "p99_ms": percentile(values, 0.99),
+        "mean_ms": statistics.fmean(values),
+        "max_ms": max(values),
+    }
+
+
 def run(rounds: int) -> dict[str, Any]:
     pinned = pin_one_core()
     rows = [json.loads(line) for line in DATASET.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -120,18 +132,7 @@ def run(rounds: int) -> dict[str, Any]:
                 latencies[name].append((time.perf_counter_ns() - t0) / 1e6)
             walls[name] += (time.perf_counter_ns() - t_start) / 1e9
     loop.close()
-    results = {
-        name: {
-            "n": len(lat),
-            "p50_ms": percentile(lat, 0.5),
-            "p95_ms": percentile(lat, 0.95),
-            "p99_ms": percentile(lat, 0.99),
-            "mean_ms": statistics.fmean(lat),
-            "max_ms": max(lat),
-            "rps": len(lat) / walls[name],
-        }
-        for name, lat in latencies.items()
-    }
+    results = {name: {**summary(lat), "rps": len(lat) / walls[name]} for name, lat in latencies.items()}
     return {
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),

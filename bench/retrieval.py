@@ -51,7 +51,7 @@ from activities.retrieve.embed import LOCAL_MODEL, LocalEmbedder
 from activities.retrieve.engine import DocumentIndex, chunk_text
 from activities.retrieve.evaluate import LabelledQuery, evaluate, format_report, load_corpus, load_queries
 from activities.retrieve.store import ChunkFilter, ChunkPoint, EdgeStore
-from bench.classifier import cpu_model, percentile
+from bench.classifier import cpu_model, summary
 from bench.report import write_section
 from docket.calendar import MONTH_NAMES
 from docket.contracts import RetrievalQuery
@@ -347,17 +347,6 @@ def _query(q: LabelledQuery) -> RetrievalQuery:
     return RetrievalQuery(tenant=q.tenant, query=q.query, max_clearance=QUERY_CLEARANCE, limit=LIMIT)
 
 
-def _stats(lat: Sequence[float]) -> dict[str, float]:
-    return {
-        "n": len(lat),
-        "p50_ms": percentile(lat, 0.5),
-        "p95_ms": percentile(lat, 0.95),
-        "p99_ms": percentile(lat, 0.99),
-        "mean_ms": statistics.fmean(lat),
-        "max_ms": max(lat),
-    }
-
-
 EDGE_HYBRID = "Qdrant Edge · hybrid"
 EDGE_LEXICAL = "Qdrant Edge · lexical"
 EDGE_DENSE = "Qdrant Edge · dense"
@@ -531,7 +520,7 @@ def run_latency(
             "qdrant_edge_top5_source_overlap": statistics.fmean(source_overlap),
         },
         "machine": _machine(load_start, load_end),
-        "results": {name: _stats(lat) for name, lat in latencies.items()},
+        "results": {name: summary(lat) for name, lat in latencies.items()},
     }
 
 
