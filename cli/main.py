@@ -397,18 +397,8 @@ async def _run_ingest(settings: Settings, tenant: str, principal_id: str, upload
 
 
 def _unstage(settings: Settings, upload_ids: list[str]) -> None:
-    """Nothing half-done: uploads whose workflow never started are removed again."""
-    from sqlmodel import Session
-
-    from docket.db import DocumentUpload
-
     engine = db.make_engine(settings.db_url)
-    with Session(engine) as session:
-        for uid in upload_ids:
-            row = session.get(DocumentUpload, uid)
-            if row is not None:
-                session.delete(row)
-        session.commit()
+    ingest.discard_uploads(engine, upload_ids)
     engine.dispose()
 
 

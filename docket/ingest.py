@@ -295,6 +295,16 @@ def staged_documents(engine: Engine, tenant: str, upload_ids: list[str]) -> list
         return out
 
 
+def discard_uploads(engine: Engine, upload_ids: list[str]) -> None:
+    """Remove staged uploads whose workflow never started: nothing half-done is left behind."""
+    with Session(engine) as session:
+        for uid in upload_ids:
+            row = session.get(DocumentUpload, uid)
+            if row is not None and row.status == "staged":
+                session.delete(row)
+        session.commit()
+
+
 def reject_uploads(engine: Engine, tenant: str, upload_ids: list[str]) -> None:
     """Mark refused uploads rejected and drop their text; the row remains as the record that they were refused."""
     with Session(engine) as session:

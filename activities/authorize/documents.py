@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import cedarpy
+from sqlalchemy import Engine
+from sqlmodel import Session
 
 from activities.authorize.engine import parse_policies
-from docket.db import Principal
+from docket.db import Document, Principal
 from docket.ingest import CLEARANCES
 
 DOCUMENT_POLICIES = Path(__file__).with_name("documents.cedar")
@@ -24,6 +26,26 @@ class DocumentChange:
     doc_id: str
     classification: str
     action: str  # "add_document" | "delete_document"
+
+
+def planned_changes(
+    engine: Engine, tenant: str, added: list[dict[str, Any]], deleted: list[str]
+) -> list[DocumentChange]:
+    """What a principal asks to change, each judged at the higher of its stored and its new classification
+    (nobody downgrades what they could not read); deleting a document that does not exist is judged at public."""
+    changes: list[DocumentChange] = []
+    with Session(engine) as session:
+        for doc in added:
+            stored = session.get(Document, (tenant, doc["doc_id"]))
+            levels = [doc["classification"]] + ([stored.classification] if stored is not None else [])
+            level = max(levels, key=lambda c: CLEARANCES.index(c) if c in CLEARANCES else len(CLEARANCES))
+            changes.append(DocumentChange(tenant, doc["doc_id"], level, "add_document"))
+        for doc_id in deleted:
+            stored = session.get(Document, (tenant, doc_id))
+            changes.append(
+                DocumentChange(tenant, doc_id, stored.classification if stored else "public", "delete_document")
+            )
+    return changes
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from sqlmodel import Session
 from temporalio import activity
 
 from activities import names
-from activities.authorize.documents import DocumentAuthorizer, DocumentChange
+from activities.authorize.documents import DocumentAuthorizer, planned_changes
 from activities.errors import run_engine, to_application_error
 from activities.retrieve.engine import (
     DocumentIndex,
@@ -35,7 +35,7 @@ from docket.contracts import (
     StoreDocumentsInput,
     StoreDocumentsResult,
 )
-from docket.db import Document, Principal
+from docket.db import Principal
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -66,24 +66,6 @@ async def _locked(lock: asyncio.Lock, fn: Callable[P, T], *args: P.args, **kwarg
     return await _heartbeat_until(asyncio.ensure_future(run()))
 
 
-def document_changes(engine: Engine, data: AuthorizeIngestInput) -> list[DocumentChange]:
-    """What the principal asks to change, each at the higher of its stored and its new classification."""
-    changes: list[DocumentChange] = []
-    with Session(engine) as session:
-        for doc in ingest.staged_documents(engine, data.tenant, data.upload_ids):
-            stored = session.get(Document, (data.tenant, doc["doc_id"]))
-            levels = [doc["classification"]] + ([stored.classification] if stored is not None else [])
-            level = max(levels, key=lambda c: ingest.CLEARANCES.index(c) if c in ingest.CLEARANCES else 99)
-            changes.append(DocumentChange(data.tenant, doc["doc_id"], level, "add_document"))
-        for doc_id in data.delete_doc_ids:
-            stored = session.get(Document, (data.tenant, doc_id))
-            # Deleting a document that does not exist is a no-op, judged at the lowest level.
-            changes.append(
-                DocumentChange(data.tenant, doc_id, stored.classification if stored else "public", "delete_document")
-            )
-    return changes
-
-
 class RetrieveActivities:
     def __init__(self, engine: Engine, index: DocumentIndex, authorizer: DocumentAuthorizer | None = None) -> None:
         self.engine = engine
@@ -105,9 +87,7 @@ class RetrieveActivities:
             self._write_lock, sync_version, self.engine, self.index, tenant=data.tenant, doc_ids=data.doc_ids or None
         )
         version = self.index.ensure_active()
-        flagged = await run_engine(self.index.findings, version, data.tenant)
-        if data.doc_ids:
-            flagged = [c for c in flagged if c.split("#", 1)[0] in data.doc_ids]
+        flagged = await run_engine(self.index.findings, version, data.tenant, data.doc_ids or None)
         return IndexDocumentsResult(
             documents=report.documents, chunks=report.chunks, version=version, flagged_chunks=flagged
         )
@@ -119,7 +99,8 @@ class RetrieveActivities:
         def decide() -> AuthorizeIngestResult:
             with Session(self.engine) as session:
                 principal = session.get(Principal, data.principal_id)
-            changes = document_changes(self.engine, data)
+            staged = ingest.staged_documents(self.engine, data.tenant, data.upload_ids)
+            changes = planned_changes(self.engine, data.tenant, staged, data.delete_doc_ids)
             versions = ingest.authorized_versions(self.engine, data.tenant, [c.doc_id for c in changes])
             decision = self.authorizer.decide(principal, changes)
             if not decision.allowed:
@@ -211,16 +192,6 @@ class RetrieveActivities:
             embedder=self.index.embedder_name,
             active=store.active(),
             previous=store.previous(),
-            versions=[
-                IndexVersionView(
-                    name=v.name,
-                    embedder=v.embedder,
-                    dim=v.dim,
-                    created_at=v.created_at,
-                    points=v.points,
-                    active=v.active,
-                )
-                for v in store.versions()
-            ],
+            versions=[IndexVersionView.model_validate(v, from_attributes=True) for v in store.versions()],
             message=message,
         )

@@ -14,8 +14,10 @@ import re
 import tempfile
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session
@@ -269,18 +271,25 @@ class DocumentIndex:
         for name in versions or [v.name for v in self.store.versions()]:
             self.store.delete(name, ChunkFilter(tenant=tenant, doc_id=doc_id))
 
-    def indexed_documents(self, version: str, tenant: str, doc_ids: list[str] | None = None) -> dict[str, str]:
-        """doc_id → sha256 of what a version holds for a tenant (for some documents only, when given)."""
-        out: dict[str, str] = {}
+    def _chunks(
+        self, version: str, tenant: str, doc_ids: list[str] | None, fields: tuple[str, ...]
+    ) -> Iterator[dict[str, Any]]:
+        """Payload fields of a tenant's chunks in a version: of some documents only, when given (one filtered
+        scroll each, so ingesting one document never reads the tenant's whole index)."""
         targets: list[str | None] = list(doc_ids) if doc_ids else [None]
         for doc_id in targets:
-            for row in self.store.scroll(version, ChunkFilter(tenant=tenant, doc_id=doc_id), ("doc_id", "sha256")):
-                out[str(row["doc_id"])] = str(row.get("sha256") or "")
-        return out
+            yield from self.store.scroll(version, ChunkFilter(tenant=tenant, doc_id=doc_id), fields)
 
-    def findings(self, version: str, tenant: str) -> list[str]:
-        """Chunk ids of a tenant whose text had instruction-like content when indexed."""
-        rows = self.store.scroll(version, ChunkFilter(tenant=tenant), ("chunk_id", "injection_findings"))
+    def indexed_documents(self, version: str, tenant: str, doc_ids: list[str] | None = None) -> dict[str, str]:
+        """doc_id → sha256 of what a version holds for a tenant (for some documents only, when given)."""
+        return {
+            str(r["doc_id"]): str(r.get("sha256") or "")
+            for r in self._chunks(version, tenant, doc_ids, ("doc_id", "sha256"))
+        }
+
+    def findings(self, version: str, tenant: str, doc_ids: list[str] | None = None) -> list[str]:
+        """Chunk ids of a tenant (or of some documents) whose text had instruction-like content when indexed."""
+        rows = self._chunks(version, tenant, doc_ids, ("chunk_id", "injection_findings"))
         return sorted(str(r["chunk_id"]) for r in rows if r.get("injection_findings"))
 
     # searching ----------------------------------------------------------------------------------------

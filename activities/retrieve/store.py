@@ -20,7 +20,7 @@ import re
 import shutil
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -91,7 +91,6 @@ class VersionInfo:
     created_at: str = ""
     points: int = 0
     active: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def number(self) -> int:
@@ -166,28 +165,21 @@ class EdgeStore:
         self._shards: dict[str, Any] = {}
         # Shard handles are opened lazily and shared between threads; opening and closing take this lock.
         self._lock = threading.RLock()
+        # Only this process opens the folder, so the alias file is read once and kept in step on every switch
+        # (every search asks for the active version; it must not read a file each time).
+        self._alias_file = self.root / "aliases.json"
+        try:
+            self._aliases: dict[str, Any] = json.loads(self._alias_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            self._aliases = {}
 
     # aliases ------------------------------------------------------------------------------------------
-    @property
-    def _alias_file(self) -> Path:
-        return self.root / "aliases.json"
-
-    def _aliases(self) -> dict[str, Any]:
-        try:
-            data: dict[str, Any] = json.loads(self._alias_file.read_text(encoding="utf-8"))
-            return data
-        except FileNotFoundError:
-            return {}
-
-    def _write_aliases(self, data: dict[str, Any]) -> None:
-        _write_atomically(self._alias_file, data)
-
     def active(self) -> str | None:
-        value = self._aliases().get(ALIAS)
+        value = self._aliases.get(ALIAS)
         return str(value) if value else None
 
     def previous(self) -> str | None:
-        value = self._aliases().get("previous")
+        value = self._aliases.get("previous")
         return str(value) if value else None
 
     def switch(self, name: str) -> str | None:
@@ -195,7 +187,9 @@ class EdgeStore:
             if not (self.root / name / "meta.json").is_file():
                 raise IndexVersionError(f"index version {name} does not exist", hint="`docket index status` lists them")
             old = self.active()
-            self._write_aliases({ALIAS: name, "previous": old if old != name else self.previous()})
+            aliases = {ALIAS: name, "previous": old if old != name else self.previous()}
+            _write_atomically(self._alias_file, aliases)
+            self._aliases = aliases
             return old
 
     # versions -----------------------------------------------------------------------------------------

@@ -15,12 +15,12 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.service import RPCError
 
 from activities import names
-from activities.authorize.documents import DocumentAuthorizer, DocumentChange
+from activities.authorize.documents import DocumentAuthorizer, DocumentChange, planned_changes
 from api.deps import AppState, CurrentPrincipal, State
 from api.problems import Problem
 from docket import ingest, temporal
 from docket.contracts import IndexDocumentsResult, IngestInput
-from docket.db import Document, DocumentUpload, Principal
+from docket.db import Document, Principal
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 TEXT_TYPES = {"text/markdown", "text/x-markdown", "text/plain"}
@@ -52,18 +52,22 @@ class DocumentView(BaseModel):
     updated_at: str
 
 
+def _denied(reasons: list[str], policies: list[str]) -> Problem:
+    return Problem(
+        403,
+        "document-change-denied",
+        "You may not change these documents",
+        detail="; ".join(reasons),
+        hint="document managers (cfo, finance_director, admin, content_admin) add documents up to their clearance",
+        policies=policies,
+    )
+
+
 def _early_check(principal: Principal, changes: list[DocumentChange]) -> None:
     """The same Cedar decision the workflow makes, taken first so a refusal is a plain 403 and nothing is staged."""
     decision = _authorizer.decide(principal, changes)
     if not decision.allowed:
-        raise Problem(
-            403,
-            "document-change-denied",
-            "You may not change these documents",
-            detail="; ".join(decision.reasons),
-            hint="document managers (cfo, finance_director, admin, content_admin) add documents up to their clearance",
-            policies=decision.policies,
-        )
+        raise _denied(decision.reasons, decision.policies)
 
 
 async def _run_ingest(state: AppState, request: Request, data: IngestInput, wait: bool) -> IngestView:
@@ -112,9 +116,8 @@ async def _run_ingest(state: AppState, request: Request, data: IngestInput, wait
             links=links,
         ) from exc
     if result.denied:
-        raise Problem(
-            403, "document-change-denied", "You may not change these documents", detail="; ".join(result.reasons)
-        )
+        # The workflow's own refusal reads like the early one: same hint, the policies that decided.
+        raise _denied(result.reasons, result.policies)
     return IngestView(
         ingest_id=wid,
         status="completed",
@@ -189,12 +192,7 @@ async def add_document(
             hint="documents are added to your own tenant",
             policies=["DOC-003"],
         )
-    with Session(state.engine) as session:
-        stored = session.get(Document, (principal.tenant, doc["doc_id"]))
-        level = doc["classification"]
-        if stored is not None and ingest.CLEARANCES.index(stored.classification) > ingest.CLEARANCES.index(level):
-            level = stored.classification
-    _early_check(principal, [DocumentChange(principal.tenant, doc["doc_id"], level, "add_document")])
+    _early_check(principal, planned_changes(state.engine, principal.tenant, [doc], []))
     upload_ids = ingest.stage_uploads(state.engine, principal.tenant, principal.id, [(name, text)])
     try:
         return await _run_ingest(
@@ -203,12 +201,7 @@ async def add_document(
     except Problem as exc:
         if exc.status == 503:
             # Nothing half-done: a staged upload whose workflow never started is removed again.
-            with Session(state.engine) as session:
-                for uid in upload_ids:
-                    row = session.get(DocumentUpload, uid)
-                    if row is not None:
-                        session.delete(row)
-                session.commit()
+            ingest.discard_uploads(state.engine, upload_ids)
         raise
 
 
