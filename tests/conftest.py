@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,11 +20,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.classify.model import IntentModel
-from activities.llm.engine import TemplateGenerator
+from activities.llm.engine import Generator, TemplateGenerator
 from activities.retrieve.engine import DocumentIndex, sync_index
 from docket import db, ingest, tokens
 from docket.settings import Settings
 from docket.telemetry import setup_tracing
+from tests.support.stub_openai import StubOpenAI
 from worker.main import Components, make_worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +104,8 @@ class Stack:
     settings: Settings
     http: httpx.AsyncClient
     task_queue: str
+    # The worker's document index, for tests that read what was indexed.
+    index: DocumentIndex
 
     def token(self, principal: str, tenant: str = "meridian") -> str:
         return tokens.mint(self.settings.jwt_secret, principal, tenant, 600)
@@ -110,20 +114,30 @@ class Stack:
         return {"Authorization": f"Bearer {self.token(principal, tenant)}"}
 
 
-async def start_stack(env: WorkflowEnvironment, db_url: str, engine: Engine, tmp: Path) -> AsyncIterator[Stack]:
+async def start_stack(
+    env: WorkflowEnvironment,
+    db_url: str,
+    engine: Engine,
+    tmp: Path,
+    generator: Generator | None = None,
+    **settings_overrides: Any,
+) -> AsyncIterator[Stack]:
+    """Worker + API on their own task queue (template generator unless one is given)."""
     from api.main import create_app
 
     task_queue = f"docket-test-{uuid.uuid4().hex[:8]}"
-    settings = Settings(task_queue=task_queue, database_url=db_url, data_dir=tmp)
+    settings = Settings(task_queue=task_queue, database_url=db_url, data_dir=tmp, **settings_overrides)
     index = DocumentIndex.open()
     sync_index(engine, index)
-    components = Components(engine=engine, index=index, generator=TemplateGenerator(), intent_model=IntentModel.load())
+    components = Components(
+        engine=engine, index=index, generator=generator or TemplateGenerator(), intent_model=IntentModel.load()
+    )
     worker = make_worker(env.client, task_queue, components.activities())
     app = create_app(settings, engine=engine, client=env.client)
     async with worker, app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://docket.test") as http:
-            yield Stack(env.client, engine, settings, http, task_queue)
+            yield Stack(env.client, engine, settings, http, task_queue, index)
     index.close()
 
 
@@ -134,3 +148,10 @@ async def stack(
     url, engine = sqlite_db
     async for s in start_stack(temporal_env, url, engine, tmp_path_factory.mktemp("stack")):
         yield s
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[StubOpenAI]:
+    server = StubOpenAI().start()
+    yield server
+    server.stop()

@@ -13,7 +13,7 @@ import json
 import logging
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -34,13 +34,6 @@ from worker.main import Components, make_worker
 pytestmark = pytest.mark.integration
 PAYROLL_CANARY = 918273645  # salaries and wages, MER-CA, 2026-05
 DOC_CANARY = "CANARY-RESTRICTED-7Q4Z"
-
-
-@pytest.fixture(scope="module")
-def stub() -> Iterator[StubOpenAI]:
-    server = StubOpenAI().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

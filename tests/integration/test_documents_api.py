@@ -5,76 +5,34 @@ Each module gets its own database and index (documents are added and deleted her
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 from temporalio.testing import WorkflowEnvironment
 
 from activities import names
-from activities.classify.model import IntentModel
-from activities.llm.engine import Generator, TemplateGenerator
-from activities.retrieve.engine import DocumentIndex, chunk_text, sync_index
-from activities.retrieve.store import ChunkFilter
-from api.main import create_app
+from activities.retrieve.engine import chunk_text
 from docket import ingest
 from docket.contracts import IndexDocumentsResult, IngestInput, RetrievalQuery
 from docket.db import AuditEventRow, Document, DocumentUpload, table_of
-from docket.settings import Settings
-from tests.conftest import Stack, fresh_sqlite
-from worker.main import Components, make_worker
+from tests.conftest import Stack, fresh_sqlite, start_stack
+from tests.support.documents import chunk_ids, document
 
 pytestmark = pytest.mark.integration
 MAX_DOCUMENT_BYTES = 16 * 1024
 
 
-@dataclass
-class IndexedStack(Stack):
-    """A stack whose document index the test can read (the shared `stack` keeps its index to itself)."""
-
-    index: DocumentIndex
-
-
-async def indexed_stack(
-    env: WorkflowEnvironment, tmp: Path, db: tuple[str, Engine] | None = None, generator: Generator | None = None
-) -> AsyncIterator[IndexedStack]:
-    """Worker + API on their own task queue; on a fresh copy of the demo database unless `db` is given."""
-    url, engine = db or fresh_sqlite(tmp)
-    task_queue = f"docket-docs-{uuid.uuid4().hex[:8]}"
-    settings = Settings(task_queue=task_queue, database_url=url, data_dir=tmp, max_document_bytes=MAX_DOCUMENT_BYTES)
-    index = DocumentIndex.open()
-    sync_index(engine, index)
-    parts = Components(engine, index, generator or TemplateGenerator(), intent_model=IntentModel.load())
-    app = create_app(settings, engine=engine, client=env.client)
-    async with (
-        make_worker(env.client, task_queue, parts.activities()),
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://docket.test") as http,
-    ):
-        yield IndexedStack(env.client, engine, settings, http, task_queue, index)
-    index.close()
-
-
 @pytest.fixture(scope="module")
-async def docs(
-    temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[IndexedStack]:
-    async for s in indexed_stack(temporal_env, tmp_path_factory.mktemp("docs")):
+async def docs(temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    # A database of its own: documents are added and deleted here.
+    tmp = tmp_path_factory.mktemp("docs")
+    url, engine = fresh_sqlite(tmp)
+    async for s in start_stack(temporal_env, url, engine, tmp, max_document_bytes=MAX_DOCUMENT_BYTES):
         yield s
-
-
-def document(
-    doc_id: str, body: str, *, tenant: str = "meridian", classification: str = "internal", title: str = ""
-) -> str:
-    head = {"id": doc_id, "title": title or doc_id, "tenant": tenant, "entities": ["MER-US"]}
-    head["classification"] = classification
-    return "---\n" + "".join(f"{k}: {json.dumps(v)}\n" for k, v in head.items()) + "---\n\n" + body
 
 
 async def post(s: Stack, principal: str, text: str, content_type: str = "text/markdown") -> httpx.Response:
@@ -82,15 +40,7 @@ async def post(s: Stack, principal: str, text: str, content_type: str = "text/ma
     return await s.http.post("/v1/documents", content=text.encode(), headers=headers)
 
 
-def chunk_ids(s: IndexedStack, doc_id: str, version: str | None = None) -> list[str]:
-    """What an index version holds for a document, read from the store itself."""
-    rows = s.index.store.scroll(
-        version or s.index.ensure_active(), ChunkFilter("meridian", doc_id=doc_id), ["chunk_id"]
-    )
-    return sorted(str(r["chunk_id"]) for r in rows)
-
-
-def found(s: IndexedStack, query: str) -> list[str]:
+def found(s: Stack, query: str) -> list[str]:
     q = RetrievalQuery(tenant="meridian", query=query, max_clearance="restricted", limit=10)
     return [p.doc_id for p in s.index.search(q).passages]
 
@@ -125,7 +75,7 @@ LONG_BODY = "\n\n".join(
 )
 
 
-async def test_add_is_indexed_once_and_re_adding_it_changes_nothing(docs: IndexedStack) -> None:
+async def test_add_is_indexed_once_and_re_adding_it_changes_nothing(docs: Stack) -> None:
     text = document("doc-zanzibar", LONG_BODY, title="Zanzibar checklist")
     first = await post(docs, "alice", text)
     assert first.status_code == 200, first.text
@@ -149,7 +99,7 @@ async def test_add_is_indexed_once_and_re_adding_it_changes_nothing(docs: Indexe
     assert audit_events(docs, again.json()["ingest_id"])[0].detail["unchanged"] == ["doc-zanzibar"]
 
 
-async def test_a_changed_document_replaces_its_old_text(docs: IndexedStack) -> None:
+async def test_a_changed_document_replaces_its_old_text(docs: Stack) -> None:
     old = document("doc-tangier", LONG_BODY.replace("zanzibar", "tangier"))
     assert (await post(docs, "alice", old)).status_code == 200
     assert "doc-tangier" in found(docs, "tangier reconciliation checklist")
@@ -182,7 +132,7 @@ BAD_INPUT = {
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUT))
-async def test_bad_documents_are_problems_and_store_nothing(docs: IndexedStack, case: str) -> None:
+async def test_bad_documents_are_problems_and_store_nothing(docs: Stack, case: str) -> None:
     status, slug, content_type, hint = BAD_INPUT[case]
     text = {
         "wrong content type": document("doc-json", "Some text."),
@@ -205,7 +155,7 @@ async def test_bad_documents_are_problems_and_store_nothing(docs: IndexedStack, 
     ],
 )
 async def test_refused_additions_are_403_and_stage_nothing(
-    docs: IndexedStack, principal: str, classification: str, tenant: str, policy: str
+    docs: Stack, principal: str, classification: str, tenant: str, policy: str
 ) -> None:
     doc_id = f"doc-refused-{principal}"
     before = (await listed(docs), uploads(docs))
@@ -220,7 +170,7 @@ async def test_refused_additions_are_403_and_stage_nothing(
     "principal,policy",
     [("carol", "DOC-DEFAULT-DENY"), ("judy", "DOC-003")],  # no permit; a globex cfo in the meridian tenant
 )
-async def test_the_workflow_authorizes_on_its_own(docs: IndexedStack, principal: str, policy: str) -> None:
+async def test_the_workflow_authorizes_on_its_own(docs: Stack, principal: str, policy: str) -> None:
     """Uploads staged without the API's early check (as a bug or another client could) are refused by the workflow."""
     doc_id = f"doc-staged-{principal}"
     text = document(doc_id, "Staged behind the gateway's back: the kilimanjaro note.")
@@ -241,7 +191,7 @@ async def test_the_workflow_authorizes_on_its_own(docs: IndexedStack, principal:
     assert chunk_ids(docs, doc_id) == [] and doc_id not in found(docs, "kilimanjaro note")
 
 
-async def test_delete_removes_the_document_everywhere(docs: IndexedStack) -> None:
+async def test_delete_removes_the_document_everywhere(docs: Stack) -> None:
     assert (await post(docs, "alice", document("doc-oslo", "The Oslo lease schedule for MER-US."))).status_code == 200
     assert found(docs, "Oslo lease schedule") == ["doc-oslo"]
     resp = await docs.http.delete("/v1/documents/doc-oslo", headers=docs.auth("alice"))
@@ -255,7 +205,7 @@ async def test_delete_removes_the_document_everywhere(docs: IndexedStack) -> Non
     assert events[0].detail["doc_ids"] == ["doc-oslo"]
 
 
-async def test_delete_of_an_unknown_document_is_404(docs: IndexedStack) -> None:
+async def test_delete_of_an_unknown_document_is_404(docs: Stack) -> None:
     problem(await docs.http.delete("/v1/documents/doc-nope", headers=docs.auth("alice")), 404, "document-not-found")
     # An analyst may not delete a document, even one she can read.
     denied = await docs.http.delete("/v1/documents/doc-travel-policy", headers=docs.auth("carol"))

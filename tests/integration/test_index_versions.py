@@ -18,23 +18,23 @@ from activities.retrieve.store import ChunkFilter, ChunkPoint, EdgeStore, IndexV
 from docket import ingest
 from docket.contracts import IndexAdminInput, IndexDocumentsResult, IndexStatus, IngestInput
 from docket.errors import TenantFilterMissingError
-from tests.integration.test_documents_api import IndexedStack, chunk_ids, document, indexed_stack
+from tests.conftest import Stack, fresh_sqlite, start_stack
+from tests.support.documents import chunk_ids, document
 
 pytestmark = pytest.mark.integration
 V1, V2 = "docket_chunks_v1", "docket_chunks_v2"
 
 
 @pytest.fixture(scope="module")
-async def versions(
-    temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[IndexedStack]:
-    async for s in indexed_stack(temporal_env, tmp_path_factory.mktemp("versions")):
+async def versions(temporal_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    # A database of its own: versions are built, switched and documents deleted here.
+    tmp = tmp_path_factory.mktemp("versions")
+    url, engine = fresh_sqlite(tmp)
+    async for s in start_stack(temporal_env, url, engine, tmp):
         yield s
 
 
-async def admin(
-    s: IndexedStack, action: Literal["status", "rebuild", "switch", "rollback"], version: str = ""
-) -> IndexStatus:
+async def admin(s: Stack, action: Literal["status", "rebuild", "switch", "rollback"], version: str = "") -> IndexStatus:
     status: IndexStatus = await s.client.execute_workflow(
         names.INDEX_WORKFLOW,
         IndexAdminInput(action=action, version=version, actor="alice"),
@@ -45,7 +45,7 @@ async def admin(
     return status
 
 
-async def test_rebuild_rollback_and_switch(versions: IndexedStack) -> None:
+async def test_rebuild_rollback_and_switch(versions: Stack) -> None:
     status = await admin(versions, "status")
     assert status.backend == "edge" and status.active == V1 and [v.name for v in status.versions] == [V1]
     assert status.versions[0].points > 0
@@ -65,7 +65,7 @@ async def test_rebuild_rollback_and_switch(versions: IndexedStack) -> None:
     assert versions.index.store.active() == V2  # the worker's own index moved, not just the report
 
 
-async def test_switch_catches_the_target_up_with_the_database(versions: IndexedStack) -> None:
+async def test_switch_catches_the_target_up_with_the_database(versions: Stack) -> None:
     status = await admin(versions, "status")
     if len(status.versions) < 2:
         status = await admin(versions, "rebuild")
@@ -98,7 +98,7 @@ async def test_switch_catches_the_target_up_with_the_database(versions: IndexedS
     assert chunk_ids(versions, "doc-travel-policy", target) == []
 
 
-async def test_switch_to_an_unknown_version_fails_clearly_and_changes_nothing(versions: IndexedStack) -> None:
+async def test_switch_to_an_unknown_version_fails_clearly_and_changes_nothing(versions: Stack) -> None:
     before = (await admin(versions, "status")).active
     with pytest.raises(WorkflowFailureError) as failed:
         await admin(versions, "switch", "docket_chunks_v99")

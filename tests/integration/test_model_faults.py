@@ -6,7 +6,7 @@ client is built with max_retries=0, so one activity attempt is one HTTP call.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
 
 from activities.llm.engine import OpenAIGenerator
-from tests.integration.test_documents_api import IndexedStack, indexed_stack
+from tests.conftest import Stack, start_stack
 from tests.support.oracle import LedgerOracle
 from tests.support.stub_openai import Reply, StubOpenAI
 
@@ -26,27 +26,20 @@ CLIENT_TIMEOUT = 1.5
 
 
 @pytest.fixture(scope="module")
-def stub() -> Iterator[StubOpenAI]:
-    server = StubOpenAI().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 async def faults(
     temporal_env: WorkflowEnvironment,
     sqlite_db: tuple[str, Engine],
     stub: StubOpenAI,
     tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[IndexedStack]:
+) -> AsyncIterator[Stack]:
     client = AsyncOpenAI(base_url=stub.base_url, api_key="x", max_retries=0, timeout=CLIENT_TIMEOUT)
-    async for s in indexed_stack(
-        temporal_env, tmp_path_factory.mktemp("faults"), sqlite_db, OpenAIGenerator(client, "m")
-    ):
+    url, engine = sqlite_db
+    generator = OpenAIGenerator(client, "m")
+    async for s in start_stack(temporal_env, url, engine, tmp_path_factory.mktemp("faults"), generator):
         yield s
 
 
-async def ask(s: IndexedStack) -> dict[str, Any]:
+async def ask(s: Stack) -> dict[str, Any]:
     resp = await s.http.post(
         "/v1/requests",
         params={"wait": 60},
@@ -81,7 +74,7 @@ def revenue(demo_dir: Path) -> int:
     ids=["500", "503", "429-retry-after", "slow", "401", "malformed", "ungrounded", "empty"],
 )
 async def test_every_fault_ends_in_a_defined_state(
-    faults: IndexedStack, stub: StubOpenAI, revenue: int, reply: Reply, calls: int, limitation: str
+    faults: Stack, stub: StubOpenAI, revenue: int, reply: Reply, calls: int, limitation: str
 ) -> None:
     stub.reset()
     stub.reply = reply
@@ -98,7 +91,7 @@ async def test_every_fault_ends_in_a_defined_state(
         assert all(g >= 2.8 for g in gaps), gaps
 
 
-async def test_a_good_answer_after_two_failures_is_used(faults: IndexedStack, stub: StubOpenAI, revenue: int) -> None:
+async def test_a_good_answer_after_two_failures_is_used(faults: Stack, stub: StubOpenAI, revenue: int) -> None:
     stub.reset()
     stub.queue.extend([Reply(status=503), Reply(status=429, headers={"Retry-After": "1"})])
     stub.reply_json({"answer": f"MER-US booked {revenue:,} USD of revenue in October 2026.", "fact_labels": []})

@@ -4,7 +4,7 @@ answered, never sent to a model (the model is a real OpenAI-compatible HTTP serv
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,8 +18,7 @@ from activities import names
 from activities.llm.engine import OpenAIGenerator
 from docket.contracts import RetrieveResult
 from docket.db import AuditEventRow, table_of
-from tests.conftest import DEMO, Stack
-from tests.integration.test_documents_api import IndexedStack, indexed_stack
+from tests.conftest import DEMO, Stack, start_stack
 from tests.support.stub_openai import StubOpenAI
 
 pytestmark = pytest.mark.integration
@@ -106,21 +105,15 @@ async def test_the_note_is_cited_its_injection_neutralized_and_audited(stack: St
 
 
 @pytest.fixture(scope="module")
-def stub() -> Iterator[StubOpenAI]:
-    server = StubOpenAI().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 async def llm_stack(
     temporal_env: WorkflowEnvironment,
     sqlite_db: tuple[str, Engine],
     stub: StubOpenAI,
     tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[IndexedStack]:
+) -> AsyncIterator[Stack]:
     generator = OpenAIGenerator(AsyncOpenAI(base_url=stub.base_url, api_key="x", max_retries=0), "stub-model")
-    async for s in indexed_stack(temporal_env, tmp_path_factory.mktemp("vendor"), sqlite_db, generator):
+    url, engine = sqlite_db
+    async for s in start_stack(temporal_env, url, engine, tmp_path_factory.mktemp("vendor"), generator):
         yield s
 
 
@@ -130,7 +123,7 @@ def prompt_of(stub: StubOpenAI) -> str:
 
 
 async def test_the_prompt_fences_the_passage_and_never_carries_the_injection(
-    llm_stack: IndexedStack, stub: StubOpenAI
+    llm_stack: Stack, stub: StubOpenAI
 ) -> None:
     stub.reset()
     stub.reply_json({"answer": "They include the audit fee and legal retainers.", "fact_labels": []})
@@ -145,9 +138,7 @@ async def test_the_prompt_fences_the_passage_and_never_carries_the_injection(
     assert body["retrieval"]["neutralized"][0]["chunk_id"] == "doc-vendor-note#0"
 
 
-async def test_a_model_answer_with_invented_payroll_figures_is_discarded(
-    llm_stack: IndexedStack, stub: StubOpenAI
-) -> None:
+async def test_a_model_answer_with_invented_payroll_figures_is_discarded(llm_stack: Stack, stub: StubOpenAI) -> None:
     stub.reset()
     obeyed = "Access rules no longer apply. Payroll: MER-US 1,250,000 USD, MER-CA 830,000 USD, MER-DE 910,000 USD."
     stub.reply_json({"answer": obeyed, "fact_labels": []})
@@ -161,7 +152,7 @@ async def test_a_model_answer_with_invented_payroll_figures_is_discarded(
 
 
 async def test_a_model_answer_obeying_the_injection_in_words_is_not_returned(
-    llm_stack: IndexedStack, stub: StubOpenAI
+    llm_stack: Stack, stub: StubOpenAI
 ) -> None:
     stub.reset()
     obeyed = "Access rules no longer apply, so I can share the payroll figures of every entity on request."

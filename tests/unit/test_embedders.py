@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from activities.retrieve.embed import EmbedderUnavailableError, OpenAIEmbedder, build_embedder
@@ -12,13 +10,6 @@ from docket.contracts import RetrievalQuery
 from docket.db import Document
 from docket.errors import DocketError
 from tests.support.stub_openai import EMBEDDING_DIM, StubOpenAI
-
-
-@pytest.fixture(scope="module")
-def stub() -> Iterator[StubOpenAI]:
-    server = StubOpenAI().start()
-    yield server
-    server.stop()
 
 
 def doc(doc_id: str, body: str) -> Document:
