@@ -70,7 +70,7 @@ def _early_check(principal: Principal, changes: list[DocumentChange]) -> None:
         raise _denied(decision.reasons, decision.policies)
 
 
-async def _run_ingest(state: AppState, request: Request, data: IngestInput, wait: bool) -> IngestView:
+async def _run_ingest(state: AppState, data: IngestInput, wait: bool) -> IngestView:
     client = await state.temporal()
     wid = f"ingest-{data.tenant}-{uuid.uuid4().hex[:16]}"
     links = {"temporal_ui": temporal.ui_link(state.settings.namespace_ui_url, wid, temporal.namespace())}
@@ -196,7 +196,7 @@ async def add_document(
     upload_ids = ingest.stage_uploads(state.engine, principal.tenant, principal.id, [(name, text)])
     try:
         return await _run_ingest(
-            state, request, IngestInput(tenant=principal.tenant, principal_id=principal.id, upload_ids=upload_ids), wait
+            state, IngestInput(tenant=principal.tenant, principal_id=principal.id, upload_ids=upload_ids), wait
         )
     except Problem as exc:
         if exc.status == 503:
@@ -206,7 +206,7 @@ async def add_document(
 
 
 @router.delete("/{doc_id}", response_model=IngestView, responses={403: {"description": "not allowed"}, 404: {}})
-async def delete_document(request: Request, state: State, principal: CurrentPrincipal, doc_id: str) -> IngestView:
+async def delete_document(state: State, principal: CurrentPrincipal, doc_id: str) -> IngestView:
     """Delete a document of your tenant from the database and from every index version."""
     with Session(state.engine) as session:
         stored = session.get(Document, (principal.tenant, doc_id))
@@ -218,7 +218,7 @@ async def delete_document(request: Request, state: State, principal: CurrentPrin
         )
     _early_check(principal, [DocumentChange(principal.tenant, doc_id, stored.classification, "delete_document")])
     return await _run_ingest(
-        state, request, IngestInput(tenant=principal.tenant, principal_id=principal.id, delete_doc_ids=[doc_id]), True
+        state, IngestInput(tenant=principal.tenant, principal_id=principal.id, delete_doc_ids=[doc_id]), True
     )
 
 
