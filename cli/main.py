@@ -7,6 +7,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -21,8 +23,10 @@ from cli.classifier import eval_app, train_app
 from cli.index import index_app
 from cli.policy import policy_app
 from cli.prompts import prompts_app
+from cli.usage import budget_app, usage_command
 from docket import db, ingest, tokens
 from docket.catalog import load_principal
+from docket.contracts import Stage, StreamEvent
 from docket.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -71,11 +75,19 @@ def _settings() -> Settings:
 @app.command()
 def up(
     demo: Annotated[bool, typer.Option(help="load the demo data pack on first run")] = True,
+    local_model: Annotated[
+        bool,
+        typer.Option(
+            "--local-model",
+            help="also start a llama.cpp server (extra `docket[local]`) with DOCKET_LOCAL_MODEL_PATH or the packaged "
+            "Gemma 3 270M base model, and generate with it",
+        ),
+    ] = False,
 ) -> None:
     """Start the embedded stack: Temporal dev server, worker and API, as one process tree (Ctrl-C stops it)."""
     from cli.stack import run_stack
 
-    raise typer.Exit(run_stack(_settings(), load_demo=demo))
+    raise typer.Exit(run_stack(_settings(), load_demo=demo, local_model=local_model))
 
 
 @app.command()
@@ -183,6 +195,123 @@ def render_result(view: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# A silent event stream is a dead one: the API sends a keep-alive comment every 15 s.
+STREAM_READ_SECONDS = 35.0
+# Consecutive reconnections (with Last-Event-ID) after a dropped stream before falling back to polling.
+STREAM_RECONNECTS = 5
+
+
+@dataclass
+class SseEvent:
+    """One server-sent event: its id (the request stream's offset; None when the server gave none)."""
+
+    id: int | None
+    kind: str
+    data: str
+
+
+def iter_sse(lines: Iterable[str]) -> Iterator[SseEvent]:
+    """Events from the lines of a text/event-stream body; comments (keep-alives) and `retry:` are skipped."""
+    event_id: str | None = None
+    kind = "message"
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield SseEvent(int(event_id) if event_id and event_id.isdigit() else None, kind, "\n".join(data))
+            event_id, kind, data = None, "message", []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            kind = value
+        elif name == "data":
+            data.append(value)
+        elif name == "id":
+            event_id = value
+
+
+class LiveView:
+    """Shows a request's events on stderr as they arrive (stdout keeps only the final answer)."""
+
+    def __init__(self) -> None:
+        self.attempt = 0
+        self.in_text = False
+
+    def _end_text(self) -> None:
+        if self.in_text:
+            echo("", err=True)
+            self.in_text = False
+
+    def show(self, event: StreamEvent) -> None:
+        if event.kind == "stage" and event.stage is not None:
+            self._end_text()
+            done = list(event.timings.items())
+            after = f" ({done[-1][0]} {done[-1][1]} ms)" if done else ""
+            echo(f"> {event.stage.value}{after}", err=True)
+        elif event.kind == "token":
+            if event.attempt < self.attempt:
+                return  # a late piece of an attempt that was given up (it timed out but still ran)
+            typer.echo(event.text, nl=False, err=True)
+            self.in_text = True
+        elif event.kind == "reset":
+            self._end_text()
+            self.attempt = max(self.attempt, event.attempt)
+            why = f": {event.text}" if event.text else ""
+            echo(f"  (attempt {event.attempt}{why}; discarding the text above, starting over)", err=True)
+
+    def close(self) -> None:
+        self._end_text()
+
+
+def follow_events(
+    http: httpx.Client, url: str, headers: dict[str, str], deadline: float, live: LiveView
+) -> tuple[str, dict[str, Any] | None]:
+    """Read a request's events until it ends: ("result", view), ("confirm", None) when it waits for a person,
+    ("timeout", None) at the deadline, or ("unavailable", None) when the stream cannot be read."""
+    last_id: int | None = None
+    failures = 0
+    while time.monotonic() < deadline:
+        request_headers = {**headers, "Accept": "text/event-stream"}
+        if last_id is not None:
+            # Resume after the last event shown: the server sends every later event exactly once.
+            request_headers["Last-Event-ID"] = str(last_id)
+        read = min(STREAM_READ_SECONDS, max(deadline - time.monotonic(), 0.1))
+        try:
+            with http.stream("GET", url, headers=request_headers, timeout=httpx.Timeout(10.0, read=read)) as resp:
+                if resp.status_code != 200 or not resp.headers.get("content-type", "").startswith("text/event-stream"):
+                    return "unavailable", None
+                for sse in iter_sse(resp.iter_lines()):
+                    if sse.kind == "error":
+                        break  # the server lost its stream: reconnect from the last id
+                    failures = 0
+                    if sse.id is not None:
+                        last_id = sse.id
+                    if sse.kind == "result":
+                        live.close()
+                        view: dict[str, Any] = json.loads(sse.data)
+                        return "result", view
+                    try:
+                        event = StreamEvent.model_validate_json(sse.data)
+                    except ValueError:
+                        continue  # an event kind this version does not know
+                    live.show(event)
+                    if event.kind == "stage" and event.stage == Stage.CONFIRM:
+                        live.close()
+                        return "confirm", None
+        except httpx.TransportError:
+            pass  # dropped, reset or silent connection: resume below
+        failures += 1
+        if failures > STREAM_RECONNECTS:
+            live.close()
+            return "unavailable", None
+        time.sleep(0.3)
+    live.close()
+    return "timeout", None
+
+
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="the question, in quotes")],
@@ -194,11 +323,17 @@ def ask(
     url: Annotated[str | None, typer.Option(help="API base URL")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the raw result contract")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the answer")] = 60.0,
+    stream: Annotated[
+        bool, typer.Option(help="show stages and the answer's text live on stderr while the request runs")
+    ] = True,
     token: Annotated[
         str | None, typer.Option(envvar="DOCKET_TOKEN", help="bearer token (default: mint a dev token locally)")
     ] = None,
 ) -> None:
-    """Ask a question over REST and print the answer, facts, outcome, confidence and links."""
+    """Ask a question over REST and print the answer, facts, outcome, confidence and links.
+
+    While the request runs, its stages and the answer's text are shown live on stderr (--no-stream: wait quietly).
+    """
     settings = _settings()
     if as_of is not None:
         try:
@@ -215,8 +350,19 @@ def ask(
     deadline = time.monotonic() + timeout
     try:
         with httpx.Client(timeout=timeout + 10) as http:
-            resp = http.post(f"{base}/v1/requests", params={"wait": min(timeout, 60)}, json=body, headers=headers)
-            while resp.status_code == 202 and time.monotonic() < deadline:
+            # Streaming: start without waiting, then follow the events; otherwise wait in the POST itself.
+            wait = 0 if stream else min(timeout, 60)
+            resp = http.post(f"{base}/v1/requests", params={"wait": wait}, json=body, headers=headers)
+            streamed: dict[str, Any] | None = None
+            if stream and resp.status_code == 202:
+                links = resp.json()["links"]
+                how, streamed = follow_events(http, links["events"], headers, deadline, LiveView())
+                if how != "result":
+                    # Waiting for a confirmation, out of time, or no stream: the request's view says which.
+                    resp = http.get(links["self"], headers=headers)
+            while streamed is None and resp.status_code == 202 and time.monotonic() < deadline:
+                if resp.json().get("awaiting_confirmation"):
+                    break
                 time.sleep(0.5)
                 resp = http.get(resp.json()["links"]["self"], headers=headers)
     except httpx.ConnectError as exc:
@@ -229,15 +375,16 @@ def ask(
             problem.get("hint", ""),
             2,
         )
-    view = resp.json()
+    view = streamed if streamed is not None else resp.json()
+    running = view.get("status") == "running"
     echo(json.dumps(view, indent=2) if as_json else render_result(view))
-    if resp.status_code == 202 and view.get("awaiting_confirmation"):
+    if running and view.get("awaiting_confirmation"):
         raise fail(
             "Docket is not sure it understood the question and waits for your confirmation",
             f"`docket confirm {view['request_id']} --as {as_}` (or --reject, or correct with --entities/--periods)",
             4,
         )
-    if resp.status_code == 202:
+    if running:
         raise fail("the request is still running", f"check later: GET {view['links']['self']}", 3)
     if view.get("outcome") == "failed":
         raise typer.Exit(1)
@@ -434,6 +581,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(eval_app, name="eval")
 app.add_typer(index_app, name="index")
 app.add_typer(prompts_app, name="prompts")
+app.add_typer(budget_app, name="budget")
+app.command(name="usage")(usage_command)
 
 
 def main() -> None:

@@ -11,8 +11,8 @@ from docket.settings import load_settings
 from prompts import registry
 
 prompts_app = typer.Typer(help="List, show and diff the versioned prompt templates.", no_args_is_help=True)
-# What each prompt defaults to when nothing is pinned (engines pin the first version until a new one is opted into).
-DEFAULT_PINS = {"answer": 1, "narrative": 1, "classify": 1}
+# What each prompt defaults to when nothing is pinned: the engines' defaults, from the registry.
+DEFAULT_PINS = registry.DEFAULT_VERSIONS
 
 
 def _get(name: str, version: int | None) -> registry.Prompt:

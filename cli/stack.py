@@ -70,7 +70,9 @@ class Stack:
     children: list[Child] = field(default_factory=list)
     stopping: bool = False
 
-    def spawn(self, name: str, args: list[str], log_path: Path | None = None) -> Child:
+    def spawn(
+        self, name: str, args: list[str], log_path: Path | None = None, env: dict[str, str] | None = None
+    ) -> Child:
         log = log_path.open("ab") if log_path else None
         # A new session per child: the terminal's Ctrl-C reaches only `docket up`, which then stops the
         # children in order instead of all of them racing to exit at once.
@@ -80,7 +82,7 @@ class Stack:
             stdout=log or None,
             stderr=subprocess.STDOUT if log else None,
             start_new_session=True,
-            env=os.environ.copy(),
+            env=env or os.environ.copy(),
         )
         child = Child(name, proc, log)
         self.children.append(child)
@@ -179,7 +181,43 @@ def prepare_data(settings: Settings, load_demo: bool) -> None:
         engine.dispose()
 
 
-def run_stack(settings: Settings, load_demo: bool = True) -> int:
+def start_local_model(settings: Settings, stack: Stack, logs: Path) -> bool:
+    """Spawn llama-server with the configured GGUF and point the worker's `openai` generator at it."""
+    from docket import local_model
+    from docket.errors import ConfigurationError
+
+    try:
+        binary = local_model.server_binary()
+        model = local_model.model_file(settings.local_model_path)
+    except ConfigurationError as exc:
+        echo(f"--local-model: {exc.message}", err=True)
+        echo(f"  fix: {exc.hint}", err=True)
+        return False
+    port = settings.local_model_port
+    if listening("127.0.0.1", port):
+        echo(f"port {port} is already in use; set DOCKET_LOCAL_MODEL_PORT to a free port.", err=True)
+        return False
+    child = stack.spawn(
+        "llama",
+        local_model.server_command(
+            binary, model, port=port, chat_template=local_model.chat_template_for(settings.local_model_path)
+        ),
+        logs / "llama.log",
+        env=local_model.server_env(binary),
+    )
+    try:
+        local_model.wait_healthy(f"http://127.0.0.1:{port}", child.proc)
+    except ConfigurationError as exc:
+        echo(f"{exc.message}; see {logs / 'llama.log'}", err=True)
+        return False
+    # The worker and API inherit these: the local server is just another OpenAI-compatible endpoint.
+    os.environ["OPENAI_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
+    os.environ["DOCKET_MODEL"] = local_model.model_name(model)
+    echo(f"started llama-server on 127.0.0.1:{port} with {model}")
+    return True
+
+
+def run_stack(settings: Settings, load_demo: bool = True, local_model: bool = False) -> int:
     lock = _acquire_lock(settings.data_dir)
     if lock is None:
         return 1
@@ -241,6 +279,8 @@ def run_stack(settings: Settings, load_demo: bool = True) -> int:
                     return 1
                 time.sleep(0.3)
             echo(f"started the Temporal dev server on {address} (history in {settings.data_dir / 'temporal.db'})")
+        if local_model and not start_local_model(settings, stack, logs):
+            return 1
         stack.spawn("worker", [sys.executable, "-m", "worker"], logs / "worker.log")
         stack.spawn(
             "api",
@@ -269,6 +309,8 @@ def run_stack(settings: Settings, load_demo: bool = True) -> int:
         echo(f"  API docs     {api}/docs")
         echo(f"  Temporal UI  {settings.namespace_ui_url}")
         echo(f"  logs         {logs}")
+        if local_model:
+            echo(f"  model        {os.environ['DOCKET_MODEL']} via {os.environ['OPENAI_BASE_URL']} (local llama.cpp)")
         echo('  try          docket ask "What was revenue for MER-US last month?" --as alice --as-of 2026-11-21')
         echo("Press Ctrl-C to stop.")
         while not stop_requested:

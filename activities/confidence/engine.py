@@ -6,7 +6,9 @@
     outcome    = answered (score ≥ 0.8) · qualified (0.5 ≤ score < 0.8) · clarification_required (< 0.5)
 
 Missing data caps the outcome at `qualified`: a total with a missing component is not an answer to put in a
-board pack, however sure Docket is of the rest. The formula and its bands are documented in docs/confidence.md.
+board pack, however sure Docket is of the rest. So does a configured model that failed (its wording was replaced
+by the template narrative): the figures stand, the outcome says something went wrong. The formula and its bands
+are documented in docs/confidence.md.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ def score(data: ScoreInput) -> ScoreResult:
     if data.missing and value > MISSING_CAP:
         value = MISSING_CAP
         notes.append("capped at qualified: part of the data is missing")
+    if not data.generation_validated and value > MISSING_CAP:
+        # A configured model failed (unavailable, rejected the request, or its output was rejected): the figures
+        # stand, but the asker should know the wording is the fallback's, so the answer is qualified.
+        value = MISSING_CAP
+        notes.append("capped at qualified: the model's wording was not used")
     if data.classification.intent == Intent.DOCUMENT_QUESTION and data.passages == 0:
         value = min(value, QUALIFY_AT - 0.01)
         notes.append("no document the asker may see matched")

@@ -3,30 +3,44 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import names
 from api.deps import AppState, CurrentPrincipal, State
-from api.problems import Problem
+from api.problems import PROBLEM_BASE, Problem
+from api.routes.usage import enforce_budget
 from api.schemas import ConfirmRequest, RequestCreate, RequestView
 from docket import temporal
-from docket.contracts import ConfirmInput, ConfirmResult, Outcome, RequestInput, RequestResult, RequestStatus, Stage
+from docket.contracts import (
+    ConfirmInput,
+    ConfirmResult,
+    Outcome,
+    RequestInput,
+    RequestResult,
+    RequestStatus,
+    Stage,
+    StreamEvent,
+)
 from docket.db import Principal
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"])
+log = logging.getLogger("docket.api")
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_WAIT_SECONDS = 60.0
 QUERY_TIMEOUT_SECONDS = 2.0
@@ -146,6 +160,7 @@ async def _view(
         409: {"description": "idempotency key reused"},
         413: {"description": "body too large"},
         422: {"description": "invalid request"},
+        429: {"description": "daily model budget exhausted (Retry-After)"},
     },
 )
 async def create_request(
@@ -186,6 +201,8 @@ async def create_request(
     # as_of as sent: a retry of a request that left it to the server stays the same request after midnight.
     fingerprint = _fingerprint(principal, question, body.as_of.isoformat() if body.as_of else "")
     client = await state.temporal()
+    # Before anything starts: an over-budget request must not reach the model (429 with Retry-After).
+    await enforce_budget(state, client, principal, wid, keyed=idempotency_key is not None)
     memo = {
         "principal": principal.id,
         "tenant": principal.tenant,
@@ -256,32 +273,205 @@ async def get_request(request_id: str, request: Request, state: State, principal
     return await _view(state, request, handle, desc, await desc.memo())
 
 
-@router.get("/{request_id}/events", responses={200: {"content": {"text/event-stream": {}}}})
-async def request_events(
-    request_id: str, request: Request, state: State, principal: CurrentPrincipal
-) -> StreamingResponse:
-    """Server-sent events: one `stage` event per stage change, then one `result` event."""
-    client = await state.temporal()
-    handle, _ = await _owned_handle(client, request_id, principal)
+# ---------------------------------------------------------------- events (SSE)
 
-    async def stream() -> AsyncIterator[bytes]:
-        last: Stage | None = None
+# Proxies close idle connections after 30-60 s; a comment line every 15 s keeps a request that waits (for a
+# confirmation, or a slow model) open, and surfaces a client that went away.
+KEEPALIVE_SECONDS = 15.0
+KEEPALIVE_FRAME = b": keep-alive\n\n"
+# How soon an EventSource reconnects after a dropped connection (the SSE `retry:` field).
+RECONNECT_MS = 1000
+# After the workflow published its `result` event, the run closes within the same workflow task.
+RESULT_WAIT_SECONDS = 10.0
+STATUS_POLL_SECONDS = 0.25
+CLOSED = frozenset(
+    {
+        WorkflowExecutionStatus.COMPLETED,
+        WorkflowExecutionStatus.FAILED,
+        WorkflowExecutionStatus.CANCELED,
+        WorkflowExecutionStatus.TERMINATED,
+        WorkflowExecutionStatus.TIMED_OUT,
+    }
+)
+_T = TypeVar("_T")
+
+
+def _sse(kind: str, data: str, event_id: int | None = None) -> bytes:
+    """One SSE frame; `data` is single-line JSON (pydantic's model_dump_json never writes a newline)."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {kind}\ndata: {data}\n\n".encode()
+
+
+def _resume_from(header: str | None, query: int | None) -> int:
+    """The first stream offset the client lacks: one past its Last-Event-ID (the header wins over the query,
+    because an EventSource reconnects to the same URL with a newer header)."""
+    raw: str | int | None = header.strip() if header and header.strip() else query
+    if raw is None:
+        return 0
+    try:
+        last = int(raw)
+    except ValueError:
+        last = -1
+    if last < 0:
+        raise Problem(
+            422,
+            "invalid-last-event-id",
+            "Last-Event-ID is not an event id of this stream",
+            detail=f"got {raw!r}",
+            hint="set Last-Event-ID (or ?last_event_id=) to the `id:` of the last event you received, a number; "
+            "leave it out to read from the start",
+        )
+    return last + 1
+
+
+async def _with_keepalive(items: AsyncIterator[_T], every: float) -> AsyncIterator[_T | None]:
+    """`items`, with None whenever `every` seconds pass without one (the caller then sends a keep-alive)."""
+    pending: asyncio.Task[_T] | None = None
+    try:
         while True:
-            d = await handle.describe()
-            view = await _view(state, request, handle, d, await d.memo())
-            if view.status != "running":
-                yield b"event: result\ndata: " + view.model_dump_json().encode() + b"\n\n"
+            if pending is None:
+                pending = asyncio.ensure_future(anext(items))
+            done, _ = await asyncio.wait({pending}, timeout=every)
+            if not done:
+                yield None
+                continue
+            finished, pending = pending, None
+            try:
+                item = finished.result()
+            except StopAsyncIteration:
                 return
-            if view.stage != last:
-                last = view.stage
-                yield (
-                    b"event: stage\ndata: " + json.dumps({"stage": last, "timings": view.timings}).encode() + b"\n\n"
-                )
-            if await request.is_disconnected():
-                return
-            await asyncio.sleep(0.25)
+            yield item
+    finally:
+        # A client that went away cancels this generator: stop the long poll it was waiting on.
+        if pending is not None:
+            pending.cancel()
 
-    return StreamingResponse(stream(), media_type="text/event-stream")
+
+async def _final_view(state: AppState, request: Request, handle: WorkflowHandle[Any, Any]) -> RequestView:
+    """The result contract as GET returns it, once the run has closed."""
+    # A failed, cancelled or still running request is described by the view itself.
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(handle.result(), RESULT_WAIT_SECONDS)
+    desc = await handle.describe()
+    return await _view(state, request, handle, desc, await desc.memo())
+
+
+async def _status_stages(state: AppState, request: Request, handle: WorkflowHandle[Any, Any]) -> AsyncIterator[bytes]:
+    """Stage changes read through the `status` query, for a run whose worker predates the stream.
+
+    These frames carry no id: they cannot be resumed, only re-read from the current stage.
+    """
+    last: Stage | None = None
+    quiet = 0.0
+    while True:
+        desc = await handle.describe()
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            return
+        view = await _view(state, request, handle, desc, await desc.memo())
+        if view.stage != last:
+            last, quiet = view.stage, 0.0
+            yield _sse("stage", StreamEvent(kind="stage", stage=view.stage, timings=view.timings).model_dump_json())
+        elif quiet >= KEEPALIVE_SECONDS:
+            quiet = 0.0
+            yield KEEPALIVE_FRAME
+        await asyncio.sleep(STATUS_POLL_SECONDS)
+        quiet += STATUS_POLL_SECONDS
+
+
+async def _event_frames(
+    state: AppState, request: Request, client: Client, handle: WorkflowHandle[Any, Any], desc: Any, start: int
+) -> AsyncIterator[bytes]:
+    """The request's stream from offset `start`: every event once, in order, then the result; see docs/generation.md."""
+    yield f"retry: {RECONNECT_MS}\n\n".encode()
+    stream = WorkflowStreamClient.create(client, handle.id)
+    # One past the highest offset seen: the id of a result event this route has to make up (see below).
+    end: int | None = None
+    if desc.status in CLOSED:
+        # A closed run's stream is read by a query, which needs a worker to replay the run; ask once, briefly,
+        # so that without a worker the client still gets the result instead of waiting on a query.
+        try:
+            end = await asyncio.wait_for(stream.get_offset(), QUERY_TIMEOUT_SECONDS)
+        except Exception as exc:
+            log.info("events of %s: stream not readable (%r); sending the result only", handle.id, exc)
+            view = await _final_view(state, request, handle)
+            yield _sse("result", view.model_dump_json(), start)
+            return
+    try:
+        # Re-read the event the client already has (offset start-1) to learn whether it was the last one.
+        items = stream.subscribe(from_offset=max(start - 1, 0), result_type=StreamEvent)
+        async for item in _with_keepalive(items, KEEPALIVE_SECONDS):
+            if item is None:
+                yield KEEPALIVE_FRAME
+                continue
+            end = item.offset + 1
+            event = item.data
+            if item.offset < start:
+                if event.kind == "result":
+                    return  # the client has every event
+                continue
+            if event.kind == "result":
+                # The workflow's result event carries the outcome; the client gets the whole result contract.
+                view = await _final_view(state, request, handle)
+                yield _sse("result", view.model_dump_json(), item.offset)
+                return
+            yield _sse(event.kind, event.model_dump_json(exclude_defaults=True), item.offset)
+    except WorkflowUpdateFailedError as exc:
+        # The running run's worker has no stream handlers (it predates them): follow the stages as before.
+        log.info("events of %s: no stream on this run (%s); following its status", handle.id, exc)
+        async for frame in _status_stages(state, request, handle):
+            yield frame
+    except Exception as exc:  # headers are sent: the client learns of the failure in-band, as a problem
+        log.warning("events of %s: stream broke off: %r", handle.id, exc, exc_info=not isinstance(exc, RPCError))
+        problem = {
+            "type": PROBLEM_BASE + "event-stream-interrupted",
+            "title": "The event stream was interrupted",
+            "status": 503,
+            "detail": str(exc),
+            "hint": "reconnect with the Last-Event-ID header set to the last id you received; `docket doctor` "
+            "checks Temporal",
+        }
+        yield _sse("error", json.dumps(problem))
+        return
+    # The run closed without a result event (cancelled, terminated, timed out, or no stream on it): make one up,
+    # with the next free offset as its id, unless the client already has it.
+    end = start if end is None else end
+    if start > end:
+        return
+    view = await _final_view(state, request, handle)
+    yield _sse("result", view.model_dump_json(), end)
+
+
+@router.get(
+    "/{request_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "stage, token, reset and result events"},
+        404: {"description": "no such request"},
+        422: {"description": "invalid Last-Event-ID"},
+    },
+)
+async def request_events(
+    request_id: str,
+    request: Request,
+    state: State,
+    principal: CurrentPrincipal,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[
+        int | None, Query(ge=0, description="resume after this event id (for clients that cannot set headers)")
+    ] = None,
+) -> StreamingResponse:
+    """Server-sent events: `stage`, `token` and `reset` events as they happen, then one `result` event carrying
+    the result contract. Each event's `id` is its offset in the request's stream: reconnect with
+    `Last-Event-ID` (or `?last_event_id=`) to receive every later event exactly once."""
+    start = _resume_from(last_event_id_header, last_event_id)
+    client = await state.temporal()
+    handle, desc = await _owned_handle(client, request_id, principal)
+    return StreamingResponse(
+        _event_frames(state, request, client, handle, desc, start),
+        media_type="text/event-stream",
+        # Proxies must pass each event on at once, never cache or buffer the stream.
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.post(

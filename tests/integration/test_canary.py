@@ -132,7 +132,7 @@ async def test_canaries_never_reach_principals_without_access(
     canary_stack: CanaryStack, stub: StubOpenAI, caplog: pytest.LogCaptureFixture
 ) -> None:
     stub.reset()
-    stub.reply_json({"answer": "See the figures.", "fact_labels": []})
+    stub.reply_json({"answer": "See the figures.", "fact_ids": [], "doc_ids": [], "confidence": 0.5})
     caplog.set_level(logging.DEBUG)
     for principal, tenant, question in NO_ACCESS:
         await canary_stack.ask(principal, tenant, question)
@@ -150,7 +150,7 @@ async def test_canaries_never_reach_principals_without_access(
 
 async def test_canaries_do_flow_to_principals_with_access(canary_stack: CanaryStack, stub: StubOpenAI) -> None:
     stub.reset()
-    stub.reply_json({"answer": "See the figures.", "fact_labels": []})
+    stub.reply_json({"answer": "See the figures.", "fact_ids": [], "doc_ids": [], "confidence": 0.5})
     payroll = await canary_stack.ask("alice", "meridian", "What were salaries and wages for MER-CA in May 2026?")
     assert json.dumps(payroll).count(str(PAYROLL_CANARY)) >= 1
     assert str(PAYROLL_CANARY) in json.dumps(stub.requests)  # the CFO's prompt carried the figure

@@ -6,6 +6,7 @@ client is built with max_retries=0, so one activity attempt is one HTTP call.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -58,20 +59,31 @@ def revenue(demo_dir: Path) -> int:
     return LedgerOracle(demo_dir).total("meridian", ["MER-US"], "4", ["2026-10"])
 
 
+def answer(text: str, fact_ids: list[str] | None = None) -> str:
+    return json.dumps({"answer": text, "fact_ids": fact_ids or [], "doc_ids": [], "confidence": 0.9})
+
+
 @pytest.mark.parametrize(
     ("reply", "calls", "limitation"),
     [
-        (Reply(status=500), 3, "model was unavailable"),
-        (Reply(status=503), 3, "model was unavailable"),
+        # Retryable: one call per Temporal attempt, three attempts, then the template.
+        (Reply(status=500), 3, "Model unavailable"),
+        (Reply(status=503), 3, "Model unavailable"),
         # Retry-After 3 s against a retry policy that would wait 1 s, then 2 s: the gaps show which one won.
-        (Reply(status=429, headers={"Retry-After": "3"}), 3, "model was unavailable"),
-        (Reply(delay=CLIENT_TIMEOUT + 1.0), 3, "model was unavailable"),
+        (Reply(status=429, headers={"Retry-After": "3"}), 3, "Model unavailable"),
+        (Reply(delay=CLIENT_TIMEOUT + 1.0), 3, "Model unavailable"),
+        # The stream is cut after 2 pieces: an incomplete reply is a failed attempt, retried by Temporal.
+        (Reply(content=answer("MER-US revenue was reported.", ["F1"]), drop_after=2), 3, "stream broke off"),
+        # Not retryable: one call.
         (Reply(status=401), 1, "model rejected the request"),
-        (Reply(content="this is not json"), 1, "did not return the requested JSON"),
-        (Reply(content='{"answer": "Revenue was 99,000,000,000 USD.", "fact_labels": []}'), 1, "not facts"),
-        (Reply(content='{"answer": "", "fact_labels": ["nonsense"]}'), 1, "did not return the requested JSON"),
+        # Invalid output: one call and two repairs (each a call), then the template.
+        (Reply(content="this is not json"), 3, "did not return the requested JSON"),
+        (Reply(content=answer("Revenue was 99,000,000,000 USD.", ["F1"])), 3, "not facts"),
+        (Reply(content=answer("")), 3, "schema"),
+        # Schema-valid nonsense: well-formed, cites a real id, says nothing about the question.
+        (Reply(content=answer("Bananas are an excellent source of potassium.", ["F1"])), 3, "off topic"),
     ],
-    ids=["500", "503", "429-retry-after", "slow", "401", "malformed", "ungrounded", "empty"],
+    ids=["500", "503", "429-retry-after", "slow", "dropped", "401", "malformed", "ungrounded", "empty", "nonsense"],
 )
 async def test_every_fault_ends_in_a_defined_state(
     faults: Stack, stub: StubOpenAI, revenue: int, reply: Reply, calls: int, limitation: str
@@ -79,12 +91,13 @@ async def test_every_fault_ends_in_a_defined_state(
     stub.reset()
     stub.reply = reply
     body = await ask(faults)
-    # The figures are the ledger's whatever the model did; the wording falls back to the template.
-    assert body["outcome"] == "answered"
+    # The figures are the ledger's whatever the model did; the wording falls back to the template, and the
+    # outcome says so.
+    assert body["outcome"] == "qualified"
     assert f"{revenue:,}" in body["answer"]
     assert body["generator"] == "template"
     assert any(limitation in note for note in body["limitations"]), body["limitations"]
-    # One HTTP call per Temporal attempt: the client library never retried on its own.
+    # One HTTP call per Temporal attempt or repair: the client library never retried on its own.
     assert len(stub.requests) == calls
     if reply.headers.get("Retry-After"):
         gaps = [b["at"] - a["at"] for a, b in zip(stub.requests, stub.requests[1:], strict=False)]
@@ -94,7 +107,21 @@ async def test_every_fault_ends_in_a_defined_state(
 async def test_a_good_answer_after_two_failures_is_used(faults: Stack, stub: StubOpenAI, revenue: int) -> None:
     stub.reset()
     stub.queue.extend([Reply(status=503), Reply(status=429, headers={"Retry-After": "1"})])
-    stub.reply_json({"answer": f"MER-US booked {revenue:,} USD of revenue in October 2026.", "fact_labels": []})
+    stub.reply = Reply(content=answer(f"MER-US booked {revenue:,} USD of revenue in October 2026.", ["F1"]))
     body = await ask(faults)
     assert body["generator"] == "openai" and f"{revenue:,}" in body["answer"]
+    assert body["outcome"] == "answered"
     assert len(stub.requests) == 3
+
+
+async def test_a_repaired_answer_is_used(faults: Stack, stub: StubOpenAI, revenue: int) -> None:
+    stub.reset()
+    stub.queue.append(Reply(content=answer("Revenue was 12 million USD.", ["F1"])))
+    stub.reply = Reply(content=answer(f"MER-US booked {revenue:,} USD of revenue in October 2026.", ["F1"]))
+    body = await ask(faults)
+    assert body["generator"] == "openai" and f"{revenue:,}" in body["answer"] and body["outcome"] == "answered"
+    # The repair went back to the model with the rejected reply and what was wrong with it.
+    assert len(stub.requests) == 2
+    messages = stub.requests[1]["body"]["messages"]
+    assert messages[1] == {"role": "assistant", "content": answer("Revenue was 12 million USD.", ["F1"])}
+    assert "12" in messages[2]["content"] and "not facts" in messages[2]["content"]

@@ -117,6 +117,10 @@ async def llm_stack(
         yield s
 
 
+def reply(answer: str, doc_ids: list[str] | None = None) -> dict[str, Any]:
+    return {"answer": answer, "fact_ids": [], "doc_ids": doc_ids or [], "confidence": 0.8}
+
+
 def prompt_of(stub: StubOpenAI) -> str:
     assert len(stub.requests) == 1
     return "\n".join(str(m["content"]) for m in stub.requests[0]["body"]["messages"])
@@ -126,7 +130,7 @@ async def test_the_prompt_fences_the_passage_and_never_carries_the_injection(
     llm_stack: Stack, stub: StubOpenAI
 ) -> None:
     stub.reset()
-    stub.reply_json({"answer": "They include the audit fee and legal retainers.", "fact_labels": []})
+    stub.reply_json(reply("They include the audit fee and legal retainers.", ["doc-vendor-note"]))
     body = await ask(llm_stack)
     prompt = prompt_of(stub)
     opening = '<document id="doc-vendor-note" title="Vendor onboarding note">'
@@ -141,13 +145,15 @@ async def test_the_prompt_fences_the_passage_and_never_carries_the_injection(
 async def test_a_model_answer_with_invented_payroll_figures_is_discarded(llm_stack: Stack, stub: StubOpenAI) -> None:
     stub.reset()
     obeyed = "Access rules no longer apply. Payroll: MER-US 1,250,000 USD, MER-CA 830,000 USD, MER-DE 910,000 USD."
-    stub.reply_json({"answer": obeyed, "fact_labels": []})
+    stub.reply_json(reply(obeyed))
     body = await ask(llm_stack)
     assert body["answer"] != obeyed
     assert_clean(body["answer"])
     assert body["facts"] == [] and "1,250,000" not in body["answer"]
-    # The discarded answer is named only as such (its invented figures are quoted as "not facts").
-    assert any(lim.startswith("Model answer discarded: the model stated figures") for lim in body["limitations"])
+    # The discarded answer is named only as such (its invented figures are quoted as "not facts"), after the
+    # model was asked twice to correct it.
+    assert any(lim.startswith("Model output rejected: the model stated figures") for lim in body["limitations"])
+    assert len(stub.requests) == 3 and body["outcome"] != "answered"
     assert_clean(" ".join(body["limitations"]))
 
 
@@ -156,7 +162,7 @@ async def test_a_model_answer_obeying_the_injection_in_words_is_not_returned(
 ) -> None:
     stub.reset()
     obeyed = "Access rules no longer apply, so I can share the payroll figures of every entity on request."
-    stub.reply_json({"answer": obeyed, "fact_labels": []})
+    stub.reply_json(reply(obeyed))
     body = await ask(llm_stack)
     assert body["answer"] != obeyed
     assert_clean(body["answer"])

@@ -49,8 +49,9 @@ def load(path: Path) -> WorkflowHistory:
 
 
 def test_histories_are_committed() -> None:
-    # confirm-accepted is recorded by tests/integration/test_confirmation.py (it needs the LLM layer's stack).
-    assert {p.stem for p in committed()} >= {*RECORD, *RECORD_OTHER, "confirm-accepted"}
+    # confirm-accepted is recorded by tests/integration/test_confirmation.py (it needs the LLM layer's stack), and
+    # streamed-retry-reset by tests/integration/test_streaming.py (a model stream dropped, its reset, polls).
+    assert {p.stem for p in committed()} >= {*RECORD, *RECORD_OTHER, "confirm-accepted", "streamed-retry-reset"}
 
 
 @pytest.mark.parametrize("path", committed(), ids=lambda p: p.stem)

@@ -2,7 +2,7 @@
 
 Each test says how the next chat completion is answered (a JSON answer, plain text, or an HTTP error) and can
 read back the requests the server received. Only the endpoints Docket uses are implemented:
-POST /v1/chat/completions, POST /v1/embeddings and GET /v1/models.
+POST /v1/chat/completions (plain or `stream: true`), POST /v1/embeddings and GET /v1/models.
 
 Embeddings are a hashed bag of words (EMBEDDING_DIM wide, unit length): texts sharing words get similar vectors,
 which is all a test of the plumbing needs.
@@ -23,7 +23,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 ERROR_TYPES = {
@@ -51,7 +51,7 @@ def hashed_embedding(text: str) -> list[float]:
 class Reply:
     """How the server answers the next chat completion."""
 
-    content: str = '{"answer": "ok", "fact_labels": []}'
+    content: str = '{"answer": "ok", "fact_ids": [], "doc_ids": [], "confidence": 0.5}'
     status: int = 200
     model: str = "stub-model-1"
     headers: dict[str, str] = field(default_factory=dict)
@@ -59,6 +59,14 @@ class Reply:
     delay: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Streamed replies (`stream: true`): the content goes out in pieces of this many characters, one SSE event
+    # each; with `drop_after` set, the connection is cut after that many pieces (a dropped connection).
+    chunk_chars: int = 8
+    drop_after: int | None = None
+
+
+class _Dropped(Exception):
+    """Raised inside a streaming body to make uvicorn abort the connection mid-response."""
 
 
 @dataclass
@@ -121,6 +129,8 @@ class StubOpenAI:
                 headers=reply.headers,
             )
         self._counter += 1
+        if body.get("stream"):
+            return self._stream(reply, include_usage=bool((body.get("stream_options") or {}).get("include_usage")))
         return JSONResponse(
             {
                 "id": f"chatcmpl-stub-{self._counter}",
@@ -142,6 +152,44 @@ class StubOpenAI:
                 },
             }
         )
+
+    def _stream(self, reply: Reply, *, include_usage: bool) -> StreamingResponse:
+        """The chat completion as OpenAI streams it: `data: {chunk}` events, a usage chunk, then `data: [DONE]`."""
+        cid = f"chatcmpl-stub-{self._counter}"
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> bytes:
+            payload: dict[str, Any] = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": reply.model,
+                "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+            }
+            if usage:
+                payload["usage"] = usage
+            return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+        async def body() -> Any:
+            yield chunk({"role": "assistant", "content": ""})
+            pieces = [reply.content[i : i + reply.chunk_chars] for i in range(0, len(reply.content), reply.chunk_chars)]
+            for n, piece in enumerate(pieces):
+                if reply.drop_after is not None and n >= reply.drop_after:
+                    raise _Dropped("connection dropped by the fault injector")
+                yield chunk({"content": piece})
+                await asyncio.sleep(0)
+            yield chunk({}, finish="stop")
+            if include_usage:
+                yield chunk(
+                    {},
+                    usage={
+                        "prompt_tokens": reply.prompt_tokens,
+                        "completion_tokens": reply.completion_tokens,
+                        "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+                    },
+                )
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(body(), media_type="text/event-stream")
 
     async def _embeddings(self, request: Request) -> JSONResponse:
         body = await request.json()

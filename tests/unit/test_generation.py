@@ -185,8 +185,32 @@ def test_numbers_glued_to_text_are_still_checked(answer: str) -> None:
 
 @pytest.mark.parametrize("answer", ["Revenue was USD12,500,000.", "Revenue was approx.12,500,000 USD."])
 def test_grouped_numbers_glued_to_text_are_rejected(answer: str) -> None:
-    # Caught (as the digits after the first separator), so such an answer does not pass validation.
-    assert ungrounded_numbers(answer, FACTS) != []
+    assert ungrounded_numbers(answer, FACTS) == ["12,500,000"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "bad"),
+    [
+        # Each number is judged where it stands: the "5" is not the "5" inside "2025".
+        ("In 2025 MER-US revenue was 5 million USD.", ["5"]),
+        ("Revenue was $2,000.", ["2,000"]),
+        ("Revenue was 5 000 000 USD.", ["5 000 000"]),
+        ("Revenue was 5.000.000 EUR.", ["5.000.000"]),
+        ("Revenue hit 2,040 in 2026.", ["2,040"]),
+        ("Revenue was USD 25 on day 3.", ["25"]),
+        ("Margin was 12%.", ["12"]),
+    ],
+)
+def test_years_and_counts_are_only_bare_digits_without_a_scale(answer: str, bad: list[str]) -> None:
+    assert ungrounded_numbers(answer, FACTS) == bad
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["Revenue was 11 765 834 USD.", "Revenue was 11.765.834 EUR.", "Umsatz: 11.765.834,0 USD (2026-10)."],
+)
+def test_a_fact_written_with_other_separators_is_grounded(answer: str) -> None:
+    assert ungrounded_numbers(answer, FACTS) == []
 
 
 def test_float_facts_ground_their_one_decimal_form() -> None:
@@ -233,11 +257,16 @@ def test_templates_refuse_missing_and_unused_variables() -> None:
 
 
 def test_pins_choose_the_most_specific_version_and_unknown_pins_are_refused() -> None:
-    newest = registry.get("answer")
-    assert registry.resolve("answer", tenant="meridian", intent="metric_lookup") == newest
-    pins = {"answer": 1, "meridian/*/answer": 1, "globex/metric_lookup/answer": 1}
-    assert registry.resolve("answer", tenant="globex", intent="metric_lookup", pins=pins).version == 1
+    # Unpinned, each engine uses its default version, not whatever file is newest.
+    assert registry.resolve("answer", tenant="meridian", intent="metric_lookup").version == 2
+    assert registry.resolve("narrative", tenant="meridian", intent="metric_lookup").version == 1
+    pins = {"answer": 2, "meridian/*/narrative": 1, "globex/metric_lookup/answer": 2}
+    assert registry.resolve("answer", tenant="globex", intent="metric_lookup", pins=pins).version == 2
+    assert registry.resolve("narrative", tenant="meridian", intent="lookup", pins=pins).version == 1
     registry.check_pins(pins)
+    # answer v1 asked for a reply shape the generator no longer accepts: refused at start, with the fix.
+    with pytest.raises(registry.PromptError, match="cannot use"):
+        registry.check_pins({"meridian/*/answer": 1})
     with pytest.raises(registry.PromptError, match="does not exist"):
         registry.check_pins({"meridian/*/answer": 99})
     with pytest.raises(registry.PromptError, match="does not exist"):
@@ -259,13 +288,15 @@ def test_small_numbers_with_a_scale_are_checked(answer: str) -> None:
 
 
 async def test_model_rejecting_the_request_falls_back_to_the_template() -> None:
+    from temporalio.testing import ActivityEnvironment
+
     from activities.llm.activity import GenerateActivities
     from docket.errors import ModelBadRequestError
 
     class Rejecting:
         name = "openai"
 
-        async def generate(self, data: GenerateInput) -> GenerateResult:
+        async def generate(self, data: GenerateInput, hooks: object = None) -> GenerateResult:
             raise ModelBadRequestError("401 invalid api key")
 
     fact = Fact(
@@ -277,10 +308,11 @@ async def test_model_rejecting_the_request_falls_back_to_the_template() -> None:
         period="2026-10",
         source="ledger",
     )
-    result = await GenerateActivities(Rejecting()).generate_answer(
-        GenerateInput(question="q", intent=Intent.METRIC_LOOKUP, facts=[fact])
+    result = await ActivityEnvironment().run(
+        GenerateActivities(Rejecting()).generate_answer,
+        GenerateInput(question="q", intent=Intent.METRIC_LOOKUP, facts=[fact]),
     )
-    assert result.generator == "template" and "11,765,834" in result.answer
+    assert result.generator == "template" and "11,765,834" in result.answer and not result.validated
     assert any("invalid api key" in lim for lim in result.limitations)
 
 
@@ -293,6 +325,7 @@ def test_prompts_cli_lists_shows_and_diffs() -> None:
     listed = runner.invoke(app, ["prompts", "list"])
     assert listed.exit_code == 0
     assert f"answer.v1  sha256 {registry.get('answer', 1).sha256[:12]}" in listed.output
+    assert " * answer.v2 " in listed.output and " * narrative.v1 " in listed.output
     shown = runner.invoke(app, ["prompts", "show", "narrative", "--version", "1"])
     assert shown.exit_code == 0 and registry.get("narrative", 1).sha256 in shown.output
     assert runner.invoke(app, ["prompts", "diff", "answer", "1", "1"]).output.strip().endswith("are identical")

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import httpx
 import pytest
 from openai import AsyncOpenAI
 
 from activities.errors import to_application_error
-from activities.llm.engine import OpenAIGenerator, render_template_answer, retry_after
+from activities.llm.engine import AnswerText, GenerationHooks, OpenAIGenerator, render_template_answer, retry_after
 from activities.llm.redact import redact
-from docket.contracts import Fact, GenerateInput, Intent, MaskedComponent, Passage
+from docket.contracts import Fact, GenerateInput, Intent, MaskedComponent, Passage, Usage
 from docket.errors import ModelBadRequestError, ModelUnavailableError
 from prompts import registry
 from tests.support.oracle import LedgerOracle
-from tests.support.stub_openai import StubOpenAI
+from tests.support.stub_openai import Reply, StubOpenAI
 
 MODEL = "docket-test-model"
 
@@ -70,34 +72,85 @@ async def test_the_stub_is_a_real_openai_server(client: AsyncOpenAI) -> None:
     assert [m.id for m in models.data] == ["stub-model-1"]
 
 
+def reply(answer: str, fact_ids: list[str] | None = None, doc_ids: list[str] | None = None) -> dict[str, Any]:
+    return {"answer": answer, "fact_ids": fact_ids or [], "doc_ids": doc_ids or [], "confidence": 0.8}
+
+
+class Recorder(GenerationHooks):
+    """Collects what the generator tells the activity: calls, usage, streamed text and resets."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+        self.spent: list[tuple[int, str, int, int]] = []
+        self.tokens: list[str] = []
+        self.resets: list[str] = []
+
+    async def before_call(self, call: int, max_tokens: int) -> None:
+        self.calls.append((call, max_tokens))
+
+    async def after_call(self, call: int, model: str, usage: Usage) -> None:
+        self.spent.append((call, model, usage.prompt_tokens, usage.completion_tokens))
+
+    def token(self, text: str) -> None:
+        self.tokens.append(text)
+
+    async def reset(self, reason: str) -> None:
+        self.resets.append(reason)
+        self.tokens.clear()
+
+
 async def test_valid_answer_is_used(stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput) -> None:
     value = data.facts[0].value
     answer = f"Revenue for MER-US in October 2026 was {value:,} USD."
-    stub.reply_json(
-        {"answer": answer, "fact_labels": ["revenue MER-US 2026-10"]}, prompt_tokens=321, completion_tokens=54
-    )
-    result = await OpenAIGenerator(client=client, model=MODEL).generate(data)
+    stub.reply_json(reply(answer, ["F1"]), prompt_tokens=321, completion_tokens=54)
+    hooks = Recorder()
+    result = await OpenAIGenerator(client=client, model=MODEL).generate(data, hooks)
     assert result.validated
     assert result.generator == "openai"
     assert result.answer == answer
     assert result.model == "stub-model-1"  # the model the server says answered
     assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (321, 54)
     assert result.limitations == []
-    assert result.prompt == registry.get("answer", 1).ref
+    assert result.prompt == registry.get("answer", 2).ref
+    assert (result.fact_ids, result.model_confidence, result.calls, result.repairs) == (["F1"], 0.8, 1, 0)
+    assert result.provider == f"127.0.0.1:{stub.port}"
+    # The prose streamed piece by piece (the stub sends 8 characters per event), never the JSON around it.
+    assert "".join(hooks.tokens) == answer and len(hooks.tokens) > 3
+    assert hooks.spent == [(0, "stub-model-1", 321, 54)]
 
 
-async def test_request_carries_prompt_and_settings(stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput) -> None:
-    stub.reply_json({"answer": "Revenue was reported.", "fact_labels": []})
-    await OpenAIGenerator(client=client, model=MODEL).generate(data)
+async def test_request_carries_prompt_schema_and_settings(
+    stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
+) -> None:
+    stub.reply_json(reply("Revenue was reported for MER-US."))
+    await OpenAIGenerator(client=client, model=MODEL, max_output_tokens=300).generate(data)
     assert len(stub.requests) == 1
     body = stub.requests[0]["body"]
     assert body["model"] == MODEL
     assert body["temperature"] == 0
-    assert body["response_format"] == {"type": "json_object"}
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["max_tokens"] == 300
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert body["response_format"]["type"] == "json_schema"
+    assert schema["properties"]["fact_ids"]["items"]["enum"] == ["F1"]
+    assert schema["properties"]["doc_ids"]["maxItems"] == 0  # no documents were provided
+    assert list(schema["properties"]) == ["answer", "fact_ids", "doc_ids", "confidence"]
     content = body["messages"][0]["content"]
-    assert f"revenue MER-US 2026-10 = {data.facts[0].value} USD" in content
+    assert f"[F1] revenue MER-US 2026-10 = {data.facts[0].value} USD" in content
     assert data.question in content
     assert stub.requests[0]["headers"]["authorization"] == "Bearer x"
+
+
+async def test_json_object_mode_and_no_streaming_for_servers_without_them(
+    stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
+) -> None:
+    value = data.facts[0].value
+    stub.reply_json(reply(f"MER-US revenue was {value:,} USD.", ["F1"]), prompt_tokens=5, completion_tokens=6)
+    gen = OpenAIGenerator(client=client, model=MODEL, response_format="json_object", stream=False)
+    result = await gen.generate(data)
+    body = stub.requests[0]["body"]
+    assert body["response_format"] == {"type": "json_object"} and "stream" not in body
+    assert result.validated and (result.usage.prompt_tokens, result.usage.completion_tokens) == (5, 6)
 
 
 async def test_masked_components_reach_the_prompt_without_a_value(
@@ -108,53 +161,150 @@ async def test_masked_components_reach_the_prompt_without_a_value(
     masked = data.model_copy(
         update={"masked": [MaskedComponent(account="5.1", label="Payroll", policy="POL-008", reason=reason)]}
     )
-    stub.reply_json({"answer": "Revenue was reported.", "fact_labels": []})
+    stub.reply_json(reply("Revenue was reported for MER-US."))
     await OpenAIGenerator(client=client, model=MODEL).generate(masked)
     content = stub.requests[0]["body"]["messages"][0]["content"]
     assert reason in content
     assert str(payroll) not in content
 
 
-async def test_invented_number_falls_back_to_template(
+async def test_invented_number_is_repaired_twice_then_falls_back(
     stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
 ) -> None:
     stub.reply_json(
-        {"answer": "Revenue for MER-US in October 2026 was 12,500,000 USD.", "fact_labels": []},
+        reply("Revenue for MER-US in October 2026 was 12,500,000 USD.", ["F1"]),
         prompt_tokens=300,
         completion_tokens=20,
     )
-    result = await OpenAIGenerator(client=client, model=MODEL).generate(data)
+    hooks = Recorder()
+    result = await OpenAIGenerator(client=client, model=MODEL).generate(data, hooks)
     assert not result.validated
     assert result.generator == "template"
     assert result.answer == render_template_answer(data).answer
     assert "12,500,000" not in result.answer
     assert len(result.limitations) == 1
-    assert "12,500,000" in result.limitations[0]
-    assert "failed validation" in result.model
-    # The tokens were spent all the same.
-    assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (300, 20)
+    assert "Model output rejected" in result.limitations[0] and "12,500,000" in result.limitations[0]
+    assert "output rejected" in result.model
+    # One call and two repairs, each told what was wrong; every call's tokens were spent all the same.
+    assert len(stub.requests) == 3 and (result.calls, result.repairs) == (3, 2)
+    repair = stub.requests[1]["body"]["messages"]
+    assert [m["role"] for m in repair] == ["user", "assistant", "user"]
+    assert "12,500,000" in repair[2]["content"] and "rejected" in repair[2]["content"]
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (900, 60)
+    assert [c for c, *_ in hooks.spent] == [0, 1, 2]
+    # Each repair, and the fallback, told the client to throw away the rejected prose it had been shown.
+    assert len(hooks.resets) == 3 and "deterministic narrative" in hooks.resets[-1]
+
+
+async def test_a_repair_that_succeeds_is_used(stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput) -> None:
+    value = data.facts[0].value
+    stub.queue.append(Reply(content=json.dumps(reply("Revenue was 99 million USD.", ["F1"]))))
+    stub.reply_json(reply(f"MER-US booked {value:,} USD of revenue in October 2026.", ["F1"]))
+    hooks = Recorder()
+    result = await OpenAIGenerator(client=client, model=MODEL).generate(data, hooks)
+    assert result.validated and result.generator == "openai" and (result.calls, result.repairs) == (2, 1)
+    assert f"{value:,}" in result.answer
+    assert "".join(hooks.tokens) == result.answer and len(hooks.resets) == 1
 
 
 @pytest.mark.parametrize(
-    "content",
+    ("content", "problem"),
     [
-        "Revenue for MER-US was strong last month.",
-        '{"fact_labels": []}',
-        '{"answer": "   "}',
-        '["not", "an", "object"]',
+        ("Revenue for MER-US was strong last month.", "JSON"),
+        ('{"fact_ids": [], "doc_ids": [], "confidence": 0.5}', "schema"),
+        ('{"answer": "   ", "fact_ids": [], "doc_ids": [], "confidence": 0.5}', "empty"),
+        ('["not", "an", "object"]', "schema"),
+        ('{"answer": "Revenue for MER-US rose.", "fact_ids": ["F9"], "doc_ids": [], "confidence": 0.5}', "1 id(s)"),
+        ('{"answer": "Revenue for MER-US.", "fact_ids": [], "doc_ids": ["doc-zz"], "confidence": 0.5}', "1 id(s)"),
+        ('{"answer": "The weather in Lisbon is lovely.", "fact_ids": [], "doc_ids": [], "confidence": 0.9}', "topic"),
+        ('{"answer": "Revenue for MER-US.", "fact_ids": [], "doc_ids": [], "confidence": 7}', "confidence"),
+        ('{"answer": "Revenue", "fact_ids": [], "doc_ids": [], "confidence": 0.5, "extra": 1}', "extra"),
     ],
-    ids=["plain-text", "no-answer-key", "blank-answer", "json-list"],
+    ids=["plain-text", "no-answer", "blank", "json-list", "unknown-fact", "unknown-doc", "off-topic", "conf", "extra"],
 )
-async def test_non_json_or_empty_answer_falls_back(
-    stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput, content: str
+async def test_invalid_replies_are_rejected_and_fall_back(
+    stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput, content: str, problem: str
 ) -> None:
     stub.reply_text(content, prompt_tokens=10, completion_tokens=5)
-    result = await OpenAIGenerator(client=client, model=MODEL).generate(data)
+    result = await OpenAIGenerator(client=client, model=MODEL, repairs=0).generate(data)
     assert not result.validated
     assert result.generator == "template"
     assert result.answer == render_template_answer(data).answer
-    assert result.limitations
-    assert "JSON" in result.limitations[0]
+    assert result.limitations and problem in result.limitations[0], result.limitations
+    assert len(stub.requests) == 1
+
+
+async def test_the_token_ceiling_stops_calls_before_they_are_made(
+    stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
+) -> None:
+    stub.reply_json(reply("Revenue was 1 USD.", ["F1"]), prompt_tokens=400, completion_tokens=100)
+    tiny = await OpenAIGenerator(client=client, model=MODEL, max_request_tokens=100).generate(data)
+    assert len(stub.requests) == 0 and not tiny.validated
+    assert "exceeds the per-request token ceiling" in tiny.limitations[0]
+    # Room for the first call but not for a repair: one call, then the narrative.
+    stub.reset()
+    stub.reply_json(reply("Revenue was 1 USD.", ["F1"]), prompt_tokens=900, completion_tokens=100)
+    one = await OpenAIGenerator(client=client, model=MODEL, max_request_tokens=1200).generate(data)
+    assert len(stub.requests) == 1 and "no room for a repair" in one.limitations[0]
+
+
+async def test_a_dropped_stream_is_retryable(stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput) -> None:
+    value = data.facts[0].value
+    stub.reply = Reply(content=json.dumps(reply(f"Revenue was {value:,} USD.", ["F1"])), drop_after=3)
+    with pytest.raises(ModelUnavailableError) as err:
+        await OpenAIGenerator(client=client, model=MODEL).generate(data)
+    assert err.value.retryable and "broke off" in err.value.message
+    assert len(stub.requests) == 1
+
+
+async def test_a_dropped_stream_counts_what_the_server_already_produced(
+    stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
+) -> None:
+    value = data.facts[0].value
+    stub.reply = Reply(content=json.dumps(reply(f"Revenue was {value:,} USD.", ["F1"])), drop_after=4)
+    hooks = Recorder()
+    with pytest.raises(ModelUnavailableError):
+        await OpenAIGenerator(client=client, model=MODEL).generate(data, hooks)
+    # The server never reported usage for the cut-off call; its tokens were spent, so an estimate is recorded.
+    [(call, _model, prompt_tokens, completion_tokens)] = hooks.spent
+    assert call == 0 and prompt_tokens > 100 and completion_tokens > 0
+
+
+async def test_a_server_that_reports_no_usage_is_counted_by_estimate(
+    stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
+) -> None:
+    value = data.facts[0].value
+    stub.reply_json(reply(f"MER-US revenue was {value:,} USD.", ["F1"]))  # usage 0/0, as some servers send
+    result = await OpenAIGenerator(client=client, model=MODEL).generate(data)
+    assert result.validated and result.usage.prompt_tokens > 100 and result.usage.completion_tokens > 5
+
+
+async def test_a_call_that_outlives_the_attempt_is_cut_off_in_time(
+    stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
+) -> None:
+    stub.reply = Reply(content=json.dumps(reply("late")), delay=5)
+    hooks = Recorder()
+    hooks.deadline = time.monotonic() + 1.0
+    started = time.monotonic()
+    with pytest.raises(ModelUnavailableError, match="time limit"):
+        await OpenAIGenerator(client=client, model=MODEL).generate(data, hooks)
+    assert time.monotonic() - started < 3
+
+
+def test_answer_text_joins_surrogate_pairs_and_never_emits_a_lone_half() -> None:
+    raw = '{"answer": "up \\ud83d\\ude00 and \\ud83d alone, \\ude00 too", "fact_ids": []}'
+    out = AnswerText()
+    got = "".join(out.feed(ch) for ch in raw)
+    assert got == "up \U0001f600 and \ufffd alone, \ufffd too"
+    got.encode("utf-8")  # a lone surrogate would raise here, and in the stream's payload converter
+
+
+@pytest.mark.parametrize("cut", range(1, 40))
+def test_answer_text_survives_any_split(cut: int) -> None:
+    raw = json.dumps(reply('Caf\u00e9 "MER-US"\nline — 11,765,834 USD', ["F1"]), ensure_ascii=True)
+    out = AnswerText()
+    got = out.feed(raw[:cut]) + out.feed(raw[cut:])
+    assert got == json.loads(raw)["answer"]
 
 
 @pytest.mark.parametrize("status", [500, 503, 429])
@@ -198,8 +348,8 @@ async def test_unreachable_endpoint_is_retryable(data: GenerateInput) -> None:
 async def test_invented_number_glued_to_a_currency_is_rejected(
     stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
 ) -> None:
-    stub.reply_json({"answer": "Revenue for MER-US in October 2026 was USD12500000.", "fact_labels": []})
-    result = await OpenAIGenerator(client=client, model=MODEL).generate(data)
+    stub.reply_json(reply("Revenue for MER-US in October 2026 was USD12500000.", ["F1"]))
+    result = await OpenAIGenerator(client=client, model=MODEL, repairs=0).generate(data)
     assert not result.validated
     assert result.generator == "template"
 
@@ -234,7 +384,7 @@ async def test_personal_data_never_reaches_the_model(
     stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
 ) -> None:
     value = data.facts[0].value
-    stub.reply_json({"answer": f"Revenue was {value:,} USD.", "fact_labels": [data.facts[0].label]})
+    stub.reply_json(reply(f"Revenue was {value:,} USD.", ["F1"]))
     asked = data.model_copy(
         update={
             "question": "What was revenue for MER-US last month? Reply to jane.doe@meridian.example",
