@@ -109,6 +109,9 @@ def server_command(
         str(binary),
         "--model",
         str(model),
+        # The name the server reports as `model` (else the file's path): what usage records and prices key on.
+        "--alias",
+        model_name(model),
         "--host",
         host,
         "--port",
