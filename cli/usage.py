@@ -66,6 +66,14 @@ def render_summary(s: usage.UsageSummary) -> str:
         + ("  EXHAUSTED" if limit.exhausted else ""),
         f"resets:     {s.resets_at:%Y-%m-%d %H:%M} UTC",
     ]
+    if s.tenant_limit is not None:
+        t = s.tenant_limit
+        lines.insert(
+            -1,
+            f"tenant:     {_tokens(t.remaining_tokens)} of {_tokens(t.daily_tokens)} tokens left, "
+            f"{_usd(t.remaining_cost_usd, 4)} of {_usd(t.daily_cost_usd)} ({t.source})"
+            + ("  EXHAUSTED: new requests are refused" if t.exhausted else ""),
+        )
     if s.by_model:
         lines.append("by model:")
         for m in s.by_model:

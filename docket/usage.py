@@ -400,6 +400,10 @@ class UsageSummary(BaseModel):
     by_model: list[ModelLine]
     by_principal: list[PrincipalLine]
     limit: LimitView
+    # For a principal: the whole tenant's limit too, which also stops their requests; None for the tenant view.
+    tenant_limit: LimitView | None = None
+    # Whether a new request of this scope would be refused now (either limit reached): what POST enforces.
+    exhausted: bool = False
     resets_at: datetime
 
 
@@ -455,6 +459,7 @@ def usage_summary(engine: Engine, settings: Settings, tenant: str, principal_id:
             else []
         )
         mine, whole = _limits(conn, settings, tenant, principal_id)
+        tenant_used = _used(conn, tenant, day) if principal_id is not None and whole.bounded else None
     lines = [
         ModelLine(
             provider=provider,
@@ -473,6 +478,10 @@ def usage_summary(engine: Engine, settings: Settings, tenant: str, principal_id:
         tokens=sum(x.total_tokens for x in lines),
         cost_usd=_round(sum(x.cost_usd for x in lines)),
     )
+    limit = _limit_view(whole if principal_id is None else mine, used)
+    tenant_limit = (
+        _limit_view(whole, tenant_used or Used(0, 0, 0.0)) if principal_id is not None and whole.bounded else None
+    )
     return UsageSummary(
         tenant=tenant,
         principal_id=principal_id,
@@ -489,7 +498,9 @@ def usage_summary(engine: Engine, settings: Settings, tenant: str, principal_id:
             PrincipalLine(principal_id=p, calls=int(c), total_tokens=int(t), cost_usd=_round(float(x)))
             for p, c, t, x in per_principal
         ],
-        limit=_limit_view(whole if principal_id is None else mine, used),
+        limit=limit,
+        tenant_limit=tenant_limit,
+        exhausted=limit.exhausted or (tenant_limit is not None and tenant_limit.exhausted),
         resets_at=datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC),
     )
 

@@ -316,6 +316,20 @@ def test_summary_adds_up_per_model_and_per_principal(empty_engine: Engine) -> No
     )
 
 
+def test_a_principal_view_says_when_the_tenant_limit_stops_them(empty_engine: Engine) -> None:
+    s = settings(daily_tokens_per_principal=10_000, daily_tokens_per_tenant=4_000)
+    usage.record_usage(empty_engine, s, call("a", prompt=3000, completion=0), now=NOW)
+    mine = usage.usage_summary(empty_engine, s, "meridian", "carol", NOW.date())
+    assert mine.tenant_limit is not None and mine.tenant_limit.remaining_tokens == 1000 and not mine.exhausted
+    # Someone else spends the rest of the tenant's day: carol's own limit is far off, yet she is refused.
+    usage.record_usage(empty_engine, s, call("b", principal="ivan", prompt=1000, completion=0), now=NOW)
+    mine = usage.usage_summary(empty_engine, s, "meridian", "carol", NOW.date())
+    assert not mine.limit.exhausted and mine.tenant_limit is not None and mine.tenant_limit.exhausted
+    assert mine.exhausted
+    assert not usage.check_budget(empty_engine, s, "meridian", "carol", now=NOW).allowed
+    assert usage.usage_summary(empty_engine, s, "meridian", None, NOW.date()).tenant_limit is None
+
+
 # ----------------------------------------------------------------- command line
 
 
