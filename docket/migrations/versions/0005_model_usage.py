@@ -2,7 +2,7 @@
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-23 10:00:00.000000
+Create Date: 2026-11-21 19:45:00.000000
 
 model_usage holds one row per model call, keyed by the call's place in Temporal's execution (workflow id, run
 id, activity id, attempt, n-th call), so a replayed or re-delivered record never counts twice. budgets holds
