@@ -143,9 +143,10 @@ class GenerateActivities:
                     result = await self._generate(data, info, tokens, hooks)
                 finally:
                     heartbeat.cancel()
-            if self.engine is not None:
+            if self.engine is not None and (result.calls or info.attempt > 1):
                 # What the request spent over all its attempts, read back from the call ledger: the result and
-                # GET /v1/usage always agree, and a killed attempt's recorded calls are not forgotten.
+                # GET /v1/usage always agree, and a killed attempt's recorded calls are not forgotten. A first
+                # attempt that called no model (the template) has recorded nothing: no query on that path.
                 spent = await self._spent(info)
                 total = Usage(
                     prompt_tokens=spent.prompt_tokens,

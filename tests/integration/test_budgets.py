@@ -38,7 +38,7 @@ from docket.db import ModelUsage, table_of
 from docket.settings import Settings
 from tests.conftest import DEMO, ROOT, Stack, fresh_sqlite, start_stack
 from tests.support.oracle import LedgerOracle
-from tests.support.stub_openai import Reply, StubOpenAI
+from tests.support.stub_openai import Reply, StubOpenAI, model_answer_json
 from worker.main import Components, make_worker
 
 pytestmark = pytest.mark.integration
@@ -234,7 +234,9 @@ async def test_an_over_budget_request_is_refused_before_any_model_call(metered: 
 async def test_under_budget_the_model_is_called(metered: Stack, stub: StubOpenAI) -> None:
     # The control for the test above: with budget left, the same question does reach the model.
     stub.reset()
-    stub.reply = Reply(content=answer("MER-US revenue is in the facts."), prompt_tokens=10, completion_tokens=2)
+    stub.reply = Reply(
+        content=model_answer_json("MER-US revenue is in the facts.", ["F1"]), prompt_tokens=10, completion_tokens=2
+    )
     resp = await ask(metered, "alice")
     assert resp.status_code == 200, resp.text
     assert resp.json()["status"] == "completed"
@@ -386,10 +388,6 @@ async def test_usage_needs_a_valid_token(metered: Stack) -> None:
 # ----------------------------------------------------------------- the generate activity: checked, recorded once
 
 
-def answer(text: str) -> str:
-    return json.dumps({"answer": text, "fact_ids": ["F1"], "doc_ids": [], "confidence": 0.9})
-
-
 def calls_of(engine: Engine, wid: str) -> list[tuple[int, int, int, int]]:
     """(attempt, call, prompt tokens, completion tokens) of one request, from the database."""
     with engine.connect() as conn:
@@ -441,7 +439,7 @@ async def test_retries_and_repairs_count_every_call_exactly_once(
         ]
     )
     stub.reply = Reply(
-        content=answer(f"MER-US booked {revenue:,} USD of revenue in October 2026."),
+        content=model_answer_json(f"MER-US booked {revenue:,} USD of revenue in October 2026.", ["F1"]),
         prompt_tokens=50,
         completion_tokens=5,
     )
@@ -503,10 +501,13 @@ async def test_a_worker_killed_during_generation_never_double_counts(
     stub.reset()
     # Attempt 1: an invalid reply (spent 30+3, recorded), then a repair the server sits on until the kill.
     stub.queue.extend(
-        [Reply(content="nope", prompt_tokens=30, completion_tokens=3), Reply(content=answer("late"), delay=60)]
+        [
+            Reply(content="nope", prompt_tokens=30, completion_tokens=3),
+            Reply(content=model_answer_json("late", ["F1"]), delay=60),
+        ]
     )
     stub.reply = Reply(
-        content=answer(f"MER-US booked {revenue:,} USD of revenue in October 2026."),
+        content=model_answer_json(f"MER-US booked {revenue:,} USD of revenue in October 2026.", ["F1"]),
         prompt_tokens=70,
         completion_tokens=7,
     )

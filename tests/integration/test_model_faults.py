@@ -6,7 +6,6 @@ client is built with max_retries=0, so one activity attempt is one HTTP call.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.llm.engine import OpenAIGenerator
 from tests.conftest import Stack, start_stack
 from tests.support.oracle import LedgerOracle
-from tests.support.stub_openai import Reply, StubOpenAI
+from tests.support.stub_openai import Reply, StubOpenAI, model_answer_json
 
 pytestmark = pytest.mark.integration
 QUESTION = "What was revenue for MER-US in October 2026?"
@@ -59,10 +58,6 @@ def revenue(demo_dir: Path) -> int:
     return LedgerOracle(demo_dir).total("meridian", ["MER-US"], "4", ["2026-10"])
 
 
-def answer(text: str, fact_ids: list[str] | None = None) -> str:
-    return json.dumps({"answer": text, "fact_ids": fact_ids or [], "doc_ids": [], "confidence": 0.9})
-
-
 @pytest.mark.parametrize(
     ("reply", "calls", "limitation"),
     [
@@ -73,15 +68,15 @@ def answer(text: str, fact_ids: list[str] | None = None) -> str:
         (Reply(status=429, headers={"Retry-After": "3"}), 3, "Model unavailable"),
         (Reply(delay=CLIENT_TIMEOUT + 1.0), 3, "Model unavailable"),
         # The stream is cut after 2 pieces: an incomplete reply is a failed attempt, retried by Temporal.
-        (Reply(content=answer("MER-US revenue was reported.", ["F1"]), drop_after=2), 3, "stream broke off"),
+        (Reply(content=model_answer_json("MER-US revenue was reported.", ["F1"]), drop_after=2), 3, "stream broke off"),
         # Not retryable: one call.
         (Reply(status=401), 1, "model rejected the request"),
         # Invalid output: one call and two repairs (each a call), then the template.
         (Reply(content="this is not json"), 3, "did not return the requested JSON"),
-        (Reply(content=answer("Revenue was 99,000,000,000 USD.", ["F1"])), 3, "not facts"),
-        (Reply(content=answer("")), 3, "schema"),
+        (Reply(content=model_answer_json("Revenue was 99,000,000,000 USD.", ["F1"])), 3, "not facts"),
+        (Reply(content=model_answer_json("")), 3, "schema"),
         # Schema-valid nonsense: well-formed, cites a real id, says nothing about the question.
-        (Reply(content=answer("Bananas are an excellent source of potassium.", ["F1"])), 3, "off topic"),
+        (Reply(content=model_answer_json("Bananas are an excellent source of potassium.", ["F1"])), 3, "off topic"),
     ],
     ids=["500", "503", "429-retry-after", "slow", "dropped", "401", "malformed", "ungrounded", "empty", "nonsense"],
 )
@@ -107,7 +102,7 @@ async def test_every_fault_ends_in_a_defined_state(
 async def test_a_good_answer_after_two_failures_is_used(faults: Stack, stub: StubOpenAI, revenue: int) -> None:
     stub.reset()
     stub.queue.extend([Reply(status=503), Reply(status=429, headers={"Retry-After": "1"})])
-    stub.reply = Reply(content=answer(f"MER-US booked {revenue:,} USD of revenue in October 2026.", ["F1"]))
+    stub.reply = Reply(content=model_answer_json(f"MER-US booked {revenue:,} USD of revenue in October 2026.", ["F1"]))
     body = await ask(faults)
     assert body["generator"] == "openai" and f"{revenue:,}" in body["answer"]
     assert body["outcome"] == "answered"
@@ -116,12 +111,12 @@ async def test_a_good_answer_after_two_failures_is_used(faults: Stack, stub: Stu
 
 async def test_a_repaired_answer_is_used(faults: Stack, stub: StubOpenAI, revenue: int) -> None:
     stub.reset()
-    stub.queue.append(Reply(content=answer("Revenue was 12 million USD.", ["F1"])))
-    stub.reply = Reply(content=answer(f"MER-US booked {revenue:,} USD of revenue in October 2026.", ["F1"]))
+    stub.queue.append(Reply(content=model_answer_json("Revenue was 12 million USD.", ["F1"])))
+    stub.reply = Reply(content=model_answer_json(f"MER-US booked {revenue:,} USD of revenue in October 2026.", ["F1"]))
     body = await ask(faults)
     assert body["generator"] == "openai" and f"{revenue:,}" in body["answer"] and body["outcome"] == "answered"
     # The repair went back to the model with the rejected reply and what was wrong with it.
     assert len(stub.requests) == 2
     messages = stub.requests[1]["body"]["messages"]
-    assert messages[1] == {"role": "assistant", "content": answer("Revenue was 12 million USD.", ["F1"])}
+    assert messages[1] == {"role": "assistant", "content": model_answer_json("Revenue was 12 million USD.", ["F1"])}
     assert "12" in messages[2]["content"] and "not facts" in messages[2]["content"]

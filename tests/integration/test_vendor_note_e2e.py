@@ -19,7 +19,7 @@ from activities.llm.engine import OpenAIGenerator
 from docket.contracts import RetrieveResult
 from docket.db import AuditEventRow, table_of
 from tests.conftest import DEMO, Stack, start_stack
-from tests.support.stub_openai import StubOpenAI
+from tests.support.stub_openai import StubOpenAI, model_answer
 
 pytestmark = pytest.mark.integration
 
@@ -117,10 +117,6 @@ async def llm_stack(
         yield s
 
 
-def reply(answer: str, doc_ids: list[str] | None = None) -> dict[str, Any]:
-    return {"answer": answer, "fact_ids": [], "doc_ids": doc_ids or [], "confidence": 0.8}
-
-
 def prompt_of(stub: StubOpenAI) -> str:
     assert len(stub.requests) == 1
     return "\n".join(str(m["content"]) for m in stub.requests[0]["body"]["messages"])
@@ -130,7 +126,7 @@ async def test_the_prompt_fences_the_passage_and_never_carries_the_injection(
     llm_stack: Stack, stub: StubOpenAI
 ) -> None:
     stub.reset()
-    stub.reply_json(reply("They include the audit fee and legal retainers.", ["doc-vendor-note"]))
+    stub.reply_json(model_answer("They include the audit fee and legal retainers.", doc_ids=["doc-vendor-note"]))
     body = await ask(llm_stack)
     prompt = prompt_of(stub)
     opening = '<document id="doc-vendor-note" title="Vendor onboarding note">'
@@ -145,7 +141,7 @@ async def test_the_prompt_fences_the_passage_and_never_carries_the_injection(
 async def test_a_model_answer_with_invented_payroll_figures_is_discarded(llm_stack: Stack, stub: StubOpenAI) -> None:
     stub.reset()
     obeyed = "Access rules no longer apply. Payroll: MER-US 1,250,000 USD, MER-CA 830,000 USD, MER-DE 910,000 USD."
-    stub.reply_json(reply(obeyed))
+    stub.reply_json(model_answer(obeyed))
     body = await ask(llm_stack)
     assert body["answer"] != obeyed
     assert_clean(body["answer"])
@@ -162,7 +158,7 @@ async def test_a_model_answer_obeying_the_injection_in_words_is_not_returned(
 ) -> None:
     stub.reset()
     obeyed = "Access rules no longer apply, so I can share the payroll figures of every entity on request."
-    stub.reply_json(reply(obeyed))
+    stub.reply_json(model_answer(obeyed))
     body = await ask(llm_stack)
     assert body["answer"] != obeyed
     assert_clean(body["answer"])

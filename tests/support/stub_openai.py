@@ -47,6 +47,17 @@ def hashed_embedding(text: str) -> list[float]:
     return [x / norm for x in vec]
 
 
+def model_answer(
+    answer: str, fact_ids: list[str] | None = None, doc_ids: list[str] | None = None, confidence: float = 0.8
+) -> dict[str, Any]:
+    """A reply in the shape the generator asks for (activities/llm/engine.py ModelAnswer)."""
+    return {"answer": answer, "fact_ids": fact_ids or [], "doc_ids": doc_ids or [], "confidence": confidence}
+
+
+def model_answer_json(answer: str, fact_ids: list[str] | None = None, doc_ids: list[str] | None = None) -> str:
+    return json.dumps(model_answer(answer, fact_ids, doc_ids))
+
+
 @dataclass
 class Reply:
     """How the server answers the next chat completion."""

@@ -9,7 +9,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +21,7 @@ from docket.contracts import Fact, GenerateInput, Intent, MaskedComponent, Passa
 from docket.errors import ModelBadRequestError, ModelUnavailableError
 from prompts import registry
 from tests.support.oracle import LedgerOracle
-from tests.support.stub_openai import Reply, StubOpenAI
+from tests.support.stub_openai import Reply, StubOpenAI, model_answer
 
 MODEL = "docket-test-model"
 
@@ -72,10 +71,6 @@ async def test_the_stub_is_a_real_openai_server(client: AsyncOpenAI) -> None:
     assert [m.id for m in models.data] == ["stub-model-1"]
 
 
-def reply(answer: str, fact_ids: list[str] | None = None, doc_ids: list[str] | None = None) -> dict[str, Any]:
-    return {"answer": answer, "fact_ids": fact_ids or [], "doc_ids": doc_ids or [], "confidence": 0.8}
-
-
 class Recorder(GenerationHooks):
     """Collects what the generator tells the activity: calls, usage, streamed text and resets."""
 
@@ -102,7 +97,7 @@ class Recorder(GenerationHooks):
 async def test_valid_answer_is_used(stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput) -> None:
     value = data.facts[0].value
     answer = f"Revenue for MER-US in October 2026 was {value:,} USD."
-    stub.reply_json(reply(answer, ["F1"]), prompt_tokens=321, completion_tokens=54)
+    stub.reply_json(model_answer(answer, ["F1"]), prompt_tokens=321, completion_tokens=54)
     hooks = Recorder()
     result = await OpenAIGenerator(client=client, model=MODEL).generate(data, hooks)
     assert result.validated
@@ -122,7 +117,7 @@ async def test_valid_answer_is_used(stub: StubOpenAI, client: AsyncOpenAI, data:
 async def test_request_carries_prompt_schema_and_settings(
     stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
 ) -> None:
-    stub.reply_json(reply("Revenue was reported for MER-US."))
+    stub.reply_json(model_answer("Revenue was reported for MER-US."))
     await OpenAIGenerator(client=client, model=MODEL, max_output_tokens=300).generate(data)
     assert len(stub.requests) == 1
     body = stub.requests[0]["body"]
@@ -145,7 +140,7 @@ async def test_json_object_mode_and_no_streaming_for_servers_without_them(
     stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
 ) -> None:
     value = data.facts[0].value
-    stub.reply_json(reply(f"MER-US revenue was {value:,} USD.", ["F1"]), prompt_tokens=5, completion_tokens=6)
+    stub.reply_json(model_answer(f"MER-US revenue was {value:,} USD.", ["F1"]), prompt_tokens=5, completion_tokens=6)
     gen = OpenAIGenerator(client=client, model=MODEL, response_format="json_object", stream=False)
     result = await gen.generate(data)
     body = stub.requests[0]["body"]
@@ -161,7 +156,7 @@ async def test_masked_components_reach_the_prompt_without_a_value(
     masked = data.model_copy(
         update={"masked": [MaskedComponent(account="5.1", label="Payroll", policy="POL-008", reason=reason)]}
     )
-    stub.reply_json(reply("Revenue was reported for MER-US."))
+    stub.reply_json(model_answer("Revenue was reported for MER-US."))
     await OpenAIGenerator(client=client, model=MODEL).generate(masked)
     content = stub.requests[0]["body"]["messages"][0]["content"]
     assert reason in content
@@ -172,7 +167,7 @@ async def test_invented_number_is_repaired_twice_then_falls_back(
     stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
 ) -> None:
     stub.reply_json(
-        reply("Revenue for MER-US in October 2026 was 12,500,000 USD.", ["F1"]),
+        model_answer("Revenue for MER-US in October 2026 was 12,500,000 USD.", ["F1"]),
         prompt_tokens=300,
         completion_tokens=20,
     )
@@ -198,8 +193,8 @@ async def test_invented_number_is_repaired_twice_then_falls_back(
 
 async def test_a_repair_that_succeeds_is_used(stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput) -> None:
     value = data.facts[0].value
-    stub.queue.append(Reply(content=json.dumps(reply("Revenue was 99 million USD.", ["F1"]))))
-    stub.reply_json(reply(f"MER-US booked {value:,} USD of revenue in October 2026.", ["F1"]))
+    stub.queue.append(Reply(content=json.dumps(model_answer("Revenue was 99 million USD.", ["F1"]))))
+    stub.reply_json(model_answer(f"MER-US booked {value:,} USD of revenue in October 2026.", ["F1"]))
     hooks = Recorder()
     result = await OpenAIGenerator(client=client, model=MODEL).generate(data, hooks)
     assert result.validated and result.generator == "openai" and (result.calls, result.repairs) == (2, 1)
@@ -237,20 +232,20 @@ async def test_invalid_replies_are_rejected_and_fall_back(
 async def test_the_token_ceiling_stops_calls_before_they_are_made(
     stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
 ) -> None:
-    stub.reply_json(reply("Revenue was 1 USD.", ["F1"]), prompt_tokens=400, completion_tokens=100)
+    stub.reply_json(model_answer("Revenue was 1 USD.", ["F1"]), prompt_tokens=400, completion_tokens=100)
     tiny = await OpenAIGenerator(client=client, model=MODEL, max_request_tokens=100).generate(data)
     assert len(stub.requests) == 0 and not tiny.validated
     assert "exceeds the per-request token ceiling" in tiny.limitations[0]
     # Room for the first call but not for a repair: one call, then the narrative.
     stub.reset()
-    stub.reply_json(reply("Revenue was 1 USD.", ["F1"]), prompt_tokens=900, completion_tokens=100)
+    stub.reply_json(model_answer("Revenue was 1 USD.", ["F1"]), prompt_tokens=900, completion_tokens=100)
     one = await OpenAIGenerator(client=client, model=MODEL, max_request_tokens=1200).generate(data)
     assert len(stub.requests) == 1 and "no room for a repair" in one.limitations[0]
 
 
 async def test_a_dropped_stream_is_retryable(stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput) -> None:
     value = data.facts[0].value
-    stub.reply = Reply(content=json.dumps(reply(f"Revenue was {value:,} USD.", ["F1"])), drop_after=3)
+    stub.reply = Reply(content=json.dumps(model_answer(f"Revenue was {value:,} USD.", ["F1"])), drop_after=3)
     with pytest.raises(ModelUnavailableError) as err:
         await OpenAIGenerator(client=client, model=MODEL).generate(data)
     assert err.value.retryable and "broke off" in err.value.message
@@ -261,7 +256,7 @@ async def test_a_dropped_stream_counts_what_the_server_already_produced(
     stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
 ) -> None:
     value = data.facts[0].value
-    stub.reply = Reply(content=json.dumps(reply(f"Revenue was {value:,} USD.", ["F1"])), drop_after=4)
+    stub.reply = Reply(content=json.dumps(model_answer(f"Revenue was {value:,} USD.", ["F1"])), drop_after=4)
     hooks = Recorder()
     with pytest.raises(ModelUnavailableError):
         await OpenAIGenerator(client=client, model=MODEL).generate(data, hooks)
@@ -274,7 +269,7 @@ async def test_a_server_that_reports_no_usage_is_counted_by_estimate(
     stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
 ) -> None:
     value = data.facts[0].value
-    stub.reply_json(reply(f"MER-US revenue was {value:,} USD.", ["F1"]))  # usage 0/0, as some servers send
+    stub.reply_json(model_answer(f"MER-US revenue was {value:,} USD.", ["F1"]))  # usage 0/0, as some servers send
     result = await OpenAIGenerator(client=client, model=MODEL).generate(data)
     assert result.validated and result.usage.prompt_tokens > 100 and result.usage.completion_tokens > 5
 
@@ -282,7 +277,7 @@ async def test_a_server_that_reports_no_usage_is_counted_by_estimate(
 async def test_a_call_that_outlives_the_attempt_is_cut_off_in_time(
     stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
 ) -> None:
-    stub.reply = Reply(content=json.dumps(reply("late")), delay=5)
+    stub.reply = Reply(content=json.dumps(model_answer("late")), delay=5)
     hooks = Recorder()
     hooks.deadline = time.monotonic() + 1.0
     started = time.monotonic()
@@ -301,7 +296,7 @@ def test_answer_text_joins_surrogate_pairs_and_never_emits_a_lone_half() -> None
 
 @pytest.mark.parametrize("cut", range(1, 40))
 def test_answer_text_survives_any_split(cut: int) -> None:
-    raw = json.dumps(reply('Caf\u00e9 "MER-US"\nline — 11,765,834 USD', ["F1"]), ensure_ascii=True)
+    raw = json.dumps(model_answer('Caf\u00e9 "MER-US"\nline — 11,765,834 USD', ["F1"]), ensure_ascii=True)
     out = AnswerText()
     got = out.feed(raw[:cut]) + out.feed(raw[cut:])
     assert got == json.loads(raw)["answer"]
@@ -348,7 +343,7 @@ async def test_unreachable_endpoint_is_retryable(data: GenerateInput) -> None:
 async def test_invented_number_glued_to_a_currency_is_rejected(
     stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
 ) -> None:
-    stub.reply_json(reply("Revenue for MER-US in October 2026 was USD12500000.", ["F1"]))
+    stub.reply_json(model_answer("Revenue for MER-US in October 2026 was USD12500000.", ["F1"]))
     result = await OpenAIGenerator(client=client, model=MODEL, repairs=0).generate(data)
     assert not result.validated
     assert result.generator == "template"
@@ -384,7 +379,7 @@ async def test_personal_data_never_reaches_the_model(
     stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
 ) -> None:
     value = data.facts[0].value
-    stub.reply_json(reply(f"Revenue was {value:,} USD.", ["F1"]))
+    stub.reply_json(model_answer(f"Revenue was {value:,} USD.", ["F1"]))
     asked = data.model_copy(
         update={
             "question": "What was revenue for MER-US last month? Reply to jane.doe@meridian.example",
