@@ -4,6 +4,8 @@ CLASSIFY = "classify_request"
 AUTHORIZE = "authorize_request"
 PLAN = "plan_request"
 LEDGER_QUERY = "ledger_query"
+# Task-DAG issue: derived figures computed from other tasks' results.
+COMPUTE_TASK = "compute_task"
 RETRIEVE = "retrieve_documents"
 GENERATE = "generate_answer"
 SCORE = "score_confidence"

@@ -1,4 +1,5 @@
-"""`docket train classifier` and `docket eval classifier`: layer 2 of the request classifier.
+"""`docket train classifier` and `docket eval classifier`: layer 2 of the request classifier; `docket eval confidence`:
+the reliability of the confidence score on the same labelled set.
 
 Two Typer apps because the verbs come first (`docket train …`, `docket eval …`) with `classifier` as their
 object; cli/main.py mounts them with `app.add_typer(train_app, name="train")` and
@@ -94,3 +95,37 @@ def eval_classifier(
         typer.echo("")
         for e in report.errors:
             typer.echo(json.dumps(e, ensure_ascii=False))
+
+
+@eval_app.command("confidence")
+def eval_confidence(
+    split: Annotated[str, typer.Option(help="test, train or all")] = "test",
+    dataset: Annotated[Path, typer.Option(help="labelled requests (JSON lines)")] = DATASET,
+    model: Annotated[Path, typer.Option(help="model artifact")] = DEFAULT_MODEL,
+    as_json: Annotated[bool, typer.Option("--json", help="print the full report as JSON")] = False,
+    write_docs: Annotated[
+        bool, typer.Option("--write-docs", help="rewrite the reliability section of --docs with this run's table")
+    ] = False,
+    docs: Annotated[Path | None, typer.Option(help="the file --write-docs rewrites (docs/confidence.md)")] = None,
+) -> None:
+    """Reliability table of the confidence score (before any data is read): per bin, per band and per method."""
+    from activities.confidence.calibrate import DOCS, calibrate, write_docs_section
+
+    if split not in ("test", "train", "all"):
+        typer.echo(f"error: unknown split {split!r}", err=True)
+        typer.echo("  fix: --split test, --split train or --split all", err=True)
+        raise typer.Exit(2)
+    if not model.is_file():
+        typer.echo(f"error: no model artifact at {model}", err=True)
+        typer.echo("  fix: docket train classifier", err=True)
+        raise typer.Exit(1)
+    report = calibrate(dataset, split=split, model_path=model)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+    else:
+        typer.echo(report.render_markdown())
+    if write_docs:
+        target = docs or DOCS
+        write_docs_section(target, report)
+        # On stderr so that --json --write-docs still prints nothing but JSON on stdout.
+        typer.echo(f"wrote the reliability section of {target}", err=True)

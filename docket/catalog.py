@@ -26,6 +26,15 @@ class EntityInfo:
     country: str
 
 
+# Derived metrics and the accounts they are computed from, found by account name so a pack with other codes works:
+# (minuend or numerator's base, subtrahend). docs/planner.md has the formulas.
+DERIVED_OPERANDS: dict[str, tuple[str, str]] = {
+    "gross_profit": ("revenue", "cost of goods sold"),
+    "gross_margin_pct": ("revenue", "cost of goods sold"),
+    "operating_income": ("revenue", "operating costs"),
+}
+
+
 @dataclass
 class Catalog:
     """Everything the classifier, authorizer and planner need to know about a tenant's data."""
@@ -71,6 +80,27 @@ class Catalog:
             seen.add(current)
             current = self.accounts[current].parent
         return False
+
+    def account_named(self, name: str) -> str | None:
+        """The code of the account with this name (case-insensitive), or None."""
+        wanted = name.lower()
+        return next((c for c, a in sorted(self.accounts.items()) if a.name.lower() == wanted), None)
+
+    def derived_accounts(self, key: str) -> list[str | None]:
+        """The operand accounts of a derived metric (None where the chart lacks one)."""
+        return [self.account_named(n) for n in DERIVED_OPERANDS.get(key, ())]
+
+    def request_accounts(self, accounts: list[str], derived: list[str], shocked: list[str]) -> list[str]:
+        """Every account a request reads: the ones it names, its derived metrics' operands, its scenario's shocks.
+
+        The authorizer decides (and masks) on these, so a derived figure can never carry a part the asker may not
+        see (operating income over a total that includes payroll).
+        """
+        out: list[str] = []
+        for code in [*accounts, *(a for k in derived for a in self.derived_accounts(k) if a), *shocked]:
+            if code in self.accounts and code not in out:
+                out.append(code)
+        return out
 
     def entities_in_region(self, region: str) -> list[str]:
         return sorted(c for c, e in self.entities.items() if e.region == region)

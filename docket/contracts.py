@@ -121,16 +121,21 @@ class Slots(Contract):
     shocks: list[Shock] = Field(default_factory=list)
 
 
+# Intents whose figure over "the group" is one consolidated total (a comparison across the group compares entities).
+CONSOLIDATING = {Intent.METRIC_LOOKUP, Intent.GROWTH, Intent.TREND, Intent.VARIANCE_EXPLANATION}
+
+
 def required_action(classification: ClassifyResult) -> Action:
     """The Cedar action a request needs: a scenario, a cross-entity total (consolidation), an analysis or a read.
 
     Shared by the workflow (which passes it to authorize) and the authorizer's tests, so the two cannot drift.
     Per-entity figures for several entities are reads/analyses, not consolidation: only one total over the
-    group is.
+    group is (a lookup, or the growth, trend or variance of that total). A scenario over the group gets
+    per-entity figures (the planner consolidates only under the consolidate action).
     """
     if classification.intent == Intent.SCENARIO:
         return Action.SCENARIO
-    if classification.slots.entity_scope == "group" and classification.intent == Intent.METRIC_LOOKUP:
+    if classification.slots.entity_scope == "group" and classification.intent in CONSOLIDATING:
         return Action.CONSOLIDATE
     if classification.intent == Intent.METRIC_LOOKUP:
         return Action.READ
@@ -210,11 +215,29 @@ class AuthorizeResult(Contract):
     readable_entities: list[str] = Field(default_factory=list)
 
 
+TaskKind = Literal["sum", "total", "difference", "margin_pct", "growth_pct", "trend", "variance"]
+
+
+class TaskShock(Contract):
+    """A scenario's change to one operand of a task: operand += change_pct% of the component task's value."""
+
+    operand: int
+    component: str
+    change_pct: float
+    label: str
+
+
 class DataTask(Contract):
-    """One deterministic ledger task: a sum over an entity set, an account subtree and a set of months."""
+    """One deterministic data task of a plan's DAG (docs/planner.md).
+
+    `sum` reads the ledger: a sum over an entity set, an account subtree and a set of months. Every other kind
+    computes from the results of `depends_on` (its operands, in order): `total` adds them, `difference` is
+    a - b, `margin_pct` (a - b) / a * 100, `growth_pct` (a - b) / b * 100, `trend` fits a line through a series,
+    `variance` is a - b with the largest contributors among the operand pairs that follow.
+    """
 
     task_id: str
-    kind: Literal["sum"] = "sum"
+    kind: TaskKind = "sum"
     metric: str
     account: str
     exclude_accounts: list[str] = Field(default_factory=list)
@@ -222,6 +245,10 @@ class DataTask(Contract):
     entities: list[str]
     period: PeriodRef
     depends_on: list[str] = Field(default_factory=list)
+    unit: str = "USD"
+    shocks: list[TaskShock] = Field(default_factory=list)
+    # What the figure compares with, in words a person reads ("September 2025", "the previous month").
+    basis: str = ""
 
 
 class RetrievalQuery(Contract):
@@ -250,18 +277,30 @@ class PlanInput(Contract):
 
 
 class Plan(Contract):
-    """The data tasks and document searches a request needs; pure function of classification + decision."""
+    """The data tasks and document searches a request needs; pure function of classification + decision.
+
+    `tasks` are in topological order (every task after its dependencies). `data_version` pins the ledger version
+    the figures must come from; `assumptions` are choices the planner made that the question left open (a default
+    comparison basis or trend window): they become limitations of the answer.
+    """
 
     tasks: list[DataTask] = Field(default_factory=list)
     retrieval: RetrievalQuery | None = None
     unsupported: str = ""
+    data_version: str = ""
+    template: str = ""
+    assumptions: list[str] = Field(default_factory=list)
 
 
 class LedgerQueryInput(Contract):
-    """Input of the ledger_query activity."""
+    """Input of the ledger_query and compute_task activities: the task, its operands' results, the data version."""
 
     tenant: str
     task: DataTask
+    # Results of task.depends_on, in that order (compute tasks only).
+    inputs: list[LedgerQueryResult] = Field(default_factory=list)
+    # The ledger version the plan pinned; results are stored and reused under (tenant, task id, this version).
+    data_version: str = ""
 
 
 class MissingData(Contract):
@@ -286,6 +325,11 @@ class Fact(Contract):
     account: str
     period: str
     source: str
+    # The task kind that computed it ("" in older histories: a ledger sum) and the task's id.
+    kind: str = ""
+    task_id: str = ""
+    # A word on the figure a person needs to read it: a trend's direction, a contributor's rank and share.
+    detail: str = ""
 
 
 class LedgerQueryResult(Contract):
@@ -295,6 +339,13 @@ class LedgerQueryResult(Contract):
     fact: Fact | None = None
     rows: int = 0
     missing: list[MissingData] = Field(default_factory=list)
+    # Further figures of the same task: a variance's largest contributors, a trend's change, a scenario's
+    # shocked operands.
+    facts: list[Fact] = Field(default_factory=list)
+    # Why a compute task has no figure (an operand without data, a zero denominator).
+    unavailable: str = ""
+    # Served from the task-result store (computed earlier under the same tenant, task id and data version).
+    reused: bool = False
 
 
 class Passage(Contract):
@@ -403,6 +454,12 @@ class ScoreInput(Contract):
     facts: int = 0
     generation_validated: bool = True
     passages: int = 0
+    # Figures the plan asked for that could not be computed (an operand without data, a zero denominator).
+    unavailable: int = 0
+    # Choices the planner made that the question left open (docs/planner.md).
+    assumptions: int = 0
+    # The plan's template (lookup, growth, variance, …; "" in older histories).
+    template: str = ""
 
 
 class Confidence(Contract):
@@ -427,6 +484,8 @@ class Citation(Contract):
     doc_id: str
     title: str
     chunk_id: str
+    # GET /v1/documents/{doc_id} on the gateway that served the result (set by the gateway, not the workflow).
+    url: str = ""
 
 
 class ClassificationView(Contract):
@@ -710,3 +769,6 @@ class StreamEvent(Contract):
     attempt: int = 0
     outcome: Outcome | None = None
     timings: dict[str, int] = Field(default_factory=dict)
+
+
+LedgerQueryInput.model_rebuild()

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Numeric,
     Table,
+    Text,
     UniqueConstraint,
     create_engine,
     event,
@@ -263,6 +264,38 @@ class Budget(SQLModel, table=True):
     daily_tokens: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     daily_cost_usd: float | None = Field(default=None, sa_column=Column(USD, nullable=True))
     updated_by: str = Field(default="", max_length=64)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DataVersion(SQLModel, table=True):
+    """A tenant's ledger version: a digest of its chart of accounts and balances (docket/dataversion.py).
+
+    Loading the same data again yields the same version, so stored task results stay valid; any change to a
+    balance or to the chart yields a new one, and every task is computed afresh under it.
+    """
+
+    __tablename__ = "data_versions"
+    tenant: str = Field(primary_key=True, max_length=64)
+    version: str = Field(max_length=64)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class TaskResultRow(SQLModel, table=True):
+    """A data task's result, stored under (tenant, task id, data version) so retried and resumed runs reuse it.
+
+    `computations` counts how often the task was really computed under this key (1 unless two runs raced);
+    `reuses` how often a stored result was served instead.
+    """
+
+    __tablename__ = "task_results"
+    tenant: str = Field(primary_key=True, max_length=64)
+    task_id: str = Field(primary_key=True, max_length=64)
+    data_version: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(default="", max_length=32)
+    result: str = Field(sa_column=Column(Text, nullable=False))
+    computations: int = 1
+    reuses: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
 

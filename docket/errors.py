@@ -13,6 +13,7 @@ INVALID_TASK = "InvalidTask"
 TENANT_FILTER_MISSING = "TenantFilterMissing"
 MODEL_BAD_REQUEST = "ModelBadRequest"
 MODEL_UNAVAILABLE = "ModelUnavailable"
+DATA_CHANGED = "DataChanged"
 
 
 class DocketError(Exception):
@@ -37,6 +38,12 @@ class CatalogEmptyError(DocketError):
 
 class InvalidTaskError(DocketError):
     type = INVALID_TASK
+
+
+class DataChangedError(DocketError):
+    """The ledger changed between planning and a task: the request's figures would mix two versions."""
+
+    type = DATA_CHANGED
 
 
 class TenantFilterMissingError(DocketError):

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
+from docket.dataversion import refresh_data_version
 from docket.db import (
     Account,
     Document,
@@ -140,6 +141,9 @@ def load_ledger(engine: Engine, folder: Path) -> IngestReport:
             [{"tenant": t, "period": p["period"], "status": p["status"]} for t in tenants for p in periods],
         )
         report.rows["ledger_balances"] = upsert(conn, LedgerBalance, rows)
+        # In the same transaction: no task can see the new balances under the old version.
+        for t in tenants:
+            refresh_data_version(conn, t)
     return report
 
 

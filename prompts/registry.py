@@ -24,7 +24,7 @@ PROMPT_DIR = Path(__file__).parent
 # The version each engine uses unless DOCKET_PROMPT_PINS says otherwise: a new file is opted into, never rolled
 # out by being added. answer v2 is the structured-output prompt (JSON with fact and doc ids); v1 asked for a
 # shape the generator no longer accepts, so it cannot be pinned (MIN_VERSIONS).
-DEFAULT_VERSIONS: dict[str, int] = {"answer": 2, "narrative": 1, "classify": 1, "repair": 1}
+DEFAULT_VERSIONS: dict[str, int] = {"answer": 2, "narrative": 2, "classify": 1, "repair": 1}
 MIN_VERSIONS: dict[str, int] = {"answer": 2}
 _NAME = re.compile(r"^(?P<name>[a-z0-9_]+)\.v(?P<version>\d+)\.j2$")
 

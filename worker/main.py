@@ -124,11 +124,13 @@ class Components:
 
     def activities(self) -> list[Any]:
         retrieve = RetrieveActivities(self.engine, self.index)
+        data = DataActivities(self.engine)
         return [
             ClassifyActivities(self.engine, self.intent_model, self.llm, self.thresholds).classify_request,
             AuthorizeActivities(self.engine).authorize_request,
             PlanActivities(self.engine).plan_request,
-            DataActivities(self.engine).ledger_query,
+            data.ledger_query,
+            data.compute_task,
             retrieve.retrieve_documents,
             retrieve.index_documents,
             retrieve.authorize_ingest,

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         ClassifyResult,
         ConfirmInput,
         ConfirmResult,
+        DataTask,
         Fact,
         GenerateInput,
         GenerateResult,
@@ -46,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         RequestInput,
         RequestResult,
         RequestStatus,
+        RetrievalQuery,
         RetrievalView,
         RetrieveInput,
         RetrieveResult,
@@ -71,6 +73,48 @@ PATCH_RECORD_FAILURES = "record-stage-failures"
 
 async def _no_retrieval() -> RetrieveResult:
     return RetrieveResult()
+
+
+class _TaskFailedError(Exception):
+    """A data task (or the document search) failed for good: the gather stage fails with the task named."""
+
+    def __init__(self, task: DataTask | None, err: Exception, what: str = "") -> None:
+        cause = err.cause if isinstance(err, ActivityError) else err
+        detail = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+        self.task_id = task.task_id if task else ""
+        if task is not None:
+            what = f"{task.kind}: {task.metric} {task.entity_label} {task.period.label}"
+            self.message = f"task {task.task_id} ({what}) failed: {detail}"
+        else:
+            self.message = f"{what or 'task'} failed: {detail}"
+        super().__init__(self.message)
+
+
+def _facts_of(plan: Plan, results: dict[str, LedgerQueryResult]) -> list[Fact]:
+    """Every figure of the plan: computed ones first (what was asked), then the ledger sums they rest on."""
+    out: list[Fact] = []
+    for t in plan.tasks:
+        r = results[t.task_id]
+        if t.kind != "sum":
+            out += ([r.fact] if r.fact is not None else []) + r.facts
+    for t in plan.tasks:
+        r = results[t.task_id]
+        if t.kind == "sum" and r.fact is not None:
+            out.append(r.fact)
+    return out
+
+
+def _clarify(c: ClassifyResult, missing: list[MissingData]) -> list[str]:
+    """Concrete questions the asker can answer when Docket could not give a figure it can stand behind."""
+    if c.intent == Intent.DOCUMENT_QUESTION:
+        return ["No document you may see answers this; can you name the document, entity or period?"]
+    if missing:
+        keys = ", ".join(m.key for m in missing[:4])
+        return [
+            f"The ledger has no rows for {keys}. Would an earlier period do, or the entities that have submitted?",
+            *_rephrasings(c),
+        ]
+    return ["Which entity and period should the figure cover?", *_rephrasings(c)]
 
 
 def _view(c: ClassifyResult) -> ClassificationView:
@@ -293,6 +337,9 @@ class RequestWorkflow:
             tasks=[t.task_id for t in plan.tasks],
             retrieval=plan.retrieval is not None,
             unsupported=plan.unsupported,
+            template=plan.template,
+            data_version=plan.data_version,
+            assumptions=plan.assumptions,
         )
         if plan.unsupported:
             base.outcome = Outcome.CLARIFICATION_REQUIRED
@@ -300,62 +347,47 @@ class RequestWorkflow:
             periods = ", ".join(p.label for p in cls.slots.periods) or "each period"
             entities = ", ".join(cls.slots.entities[:3]) or "each entity"
             base.clarifying_questions = [
-                f"Docket cannot compute {plan.unsupported.replace('_', ' ')} questions yet. Would the underlying "
-                f"figures help? For example: {metric} for {entities} in {periods}, and the comparison period."
+                f"Docket cannot plan this: {plan.unsupported.replace('_', ' ')}. Would the underlying figures "
+                f"help? For example: {metric} for {entities} in {periods}, and the comparison period."
             ]
-            base.answer = "I can't compute this kind of analysis yet. " + base.clarifying_questions[0]
-            base.limitations = [f"{plan.unsupported} is not supported by this version of the planner"]
+            base.answer = "I can't compute this kind of analysis. " + base.clarifying_questions[0]
+            base.limitations = [f"{plan.unsupported} is not supported by the planner"]
             return await self._finish(wid, base, events)
 
-        # 4 gather: independent ledger tasks and the document search run concurrently
+        # 4 gather: the task DAG (every task once its operands are done) with the document search alongside
         self._enter(Stage.GATHER)
-        ledger_calls = [
-            workflow.execute_activity(
-                names.LEDGER_QUERY,
-                LedgerQueryInput(tenant=req.tenant, task=t),
-                result_type=LedgerQueryResult,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=IO_RETRY,
-                summary=f"{t.metric} {t.entity_label} {t.period.label}",
-            )
-            for t in plan.tasks
-        ]
-        retrieval_call = (
-            workflow.execute_activity(
-                names.RETRIEVE,
-                RetrieveInput(query=plan.retrieval),
-                result_type=RetrieveResult,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=IO_RETRY,
-            )
-            if plan.retrieval is not None
-            else None
-        )
         try:
             if workflow.patched(PATCH_CONCURRENT_RETRIEVAL):
-                # The search runs alongside the ledger tasks instead of after them.
-                ledger, retrieved = await asyncio.gather(
-                    asyncio.gather(*ledger_calls), retrieval_call or _no_retrieval()
-                )
+                results, retrieved = await self._gather(req, plan)
             else:
-                # Histories recorded before the patch scheduled the search only after every ledger task.
-                ledger = await asyncio.gather(*ledger_calls)
-                retrieved = await retrieval_call if retrieval_call is not None else RetrieveResult()
-        except ActivityError as err:
-            cause = err.cause
-            detail = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+                # Histories recorded before the patch scheduled the search only after every ledger task (their
+                # plans hold ledger sums only).
+                try:
+                    ledger = await asyncio.gather(*(self._run_task(req, plan, t, {}) for t in plan.tasks))
+                    results = {r.task_id: r for r in ledger}
+                    retrieved = await self._retrieve(plan.retrieval) if plan.retrieval is not None else RetrieveResult()
+                except ActivityError as err:
+                    raise _TaskFailedError(None, err, err.activity_type or "task") from err
+        except _TaskFailedError as err:
             base.outcome = Outcome.FAILED
             base.answer = "The request failed while gathering data; nothing was answered."
-            base.limitations = [f"{err.activity_type or 'task'} failed: {detail}"]
-            audit(Stage.GATHER, "failed", error=detail)
+            base.limitations = [err.message]
+            audit(Stage.GATHER, "failed", error=err.message, task=err.task_id)
             return await self._finish(wid, base, events)
-        facts: list[Fact] = [r.fact for r in ledger if r.fact is not None]
-        missing: list[MissingData] = [m for r in ledger for m in r.missing]
+        leaves = [t for t in plan.tasks if t.kind == "sum"]
+        facts = _facts_of(plan, results)
+        # One entity-month counts once however many tasks read it (a trend and its total share months).
+        missing = list({m.key: m for t in leaves for m in results[t.task_id].missing}.values())
+        expected_cells = len({(e, m) for t in leaves for e in t.entities for m in t.period.months})
+        unavailable = [results[t.task_id].unavailable for t in plan.tasks if results[t.task_id].unavailable]
         audit(
             Stage.GATHER,
             f"{len(facts)} facts",
-            rows=sum(r.rows for r in ledger),
+            rows=sum(r.rows for r in results.values()),
             missing=[m.key for m in missing],
+            tasks=len(plan.tasks),
+            reused=[t.task_id for t in plan.tasks if results[t.task_id].reused],
+            unavailable=unavailable,
             passages=[p.chunk_id for p in retrieved.passages],
             retrieval_mode=retrieved.mode,
             # Untrusted text removed from what was retrieved: kept in the audit log, never in a prompt.
@@ -398,7 +430,6 @@ class RequestWorkflow:
 
         # 6 score
         self._enter(Stage.SCORE)
-        expected_cells = sum(len(t.entities) * len(t.period.months) for t in plan.tasks)
         scored = await workflow.execute_local_activity(
             names.SCORE,
             ScoreInput(
@@ -408,6 +439,9 @@ class RequestWorkflow:
                 facts=len(facts),
                 generation_validated=gen.validated,
                 passages=len(retrieved.passages),
+                unavailable=len(unavailable),
+                assumptions=len(plan.assumptions),
+                template=plan.template,
             ),
             result_type=ScoreResult,
             start_to_close_timeout=FAST,
@@ -429,23 +463,99 @@ class RequestWorkflow:
             )
         base.missing_data = [m.key for m in missing]
         base.limitations = (
-            [f"{m.key}: {m.reason}; left out of the figures, not counted as zero." for m in missing]
+            [f"{m.key} not submitted ({m.reason}): left out of the figures, not counted as zero." for m in missing]
             + [m.reason for m in authz.masked]
+            + [f"Assumed: {a}." for a in plan.assumptions]
+            + [f"{u}." for u in unavailable]
             + gen.limitations
             + scored.notes
         )
         if scored.outcome == Outcome.CLARIFICATION_REQUIRED:
-            base.clarifying_questions = (
-                ["No document you may see answers this; can you name the document, entity or period?"]
-                if cls.intent == Intent.DOCUMENT_QUESTION
-                else ["Which entity and period should the figure cover?"]
-            )
+            base.clarifying_questions = _clarify(cls, missing)
         base.confidence = scored.confidence
         base.prompt = gen.prompt
         base.model = gen.model
         base.generator = gen.generator
         base.usage = gen.usage
         return await self._finish(wid, base, events)
+
+    async def _gather(self, req: RequestInput, plan: Plan) -> tuple[dict[str, LedgerQueryResult], RetrieveResult]:
+        """Run the plan's DAG: each task as soon as its operands are done, the document search alongside.
+
+        Tasks start in plan order (for a plan of independent ledger sums exactly as the gather stage always did,
+        so older histories replay). A task that fails for good stops new tasks from starting and fails the stage
+        with the task named; tasks already running are left to finish, as asyncio.gather leaves them.
+        """
+        results: dict[str, LedgerQueryResult] = {}
+        order = {t.task_id: i for i, t in enumerate(plan.tasks)}
+        waiting = list(plan.tasks)
+        running: dict[asyncio.Task[LedgerQueryResult], DataTask] = {}
+
+        def launch() -> None:
+            for t in [t for t in waiting if all(d in results for d in t.depends_on)]:
+                waiting.remove(t)
+                running[asyncio.create_task(self._run_task(req, plan, t, results))] = t
+
+        launch()
+        search = asyncio.create_task(self._retrieve(plan.retrieval) if plan.retrieval is not None else _no_retrieval())
+        while running:
+            done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
+            for fut in sorted(done, key=lambda f: order[running[f].task_id]):
+                task = running.pop(fut)
+                try:
+                    results[task.task_id] = fut.result()
+                except (ActivityError, ApplicationError) as err:
+                    raise _TaskFailedError(task, err) from err
+            launch()
+        if waiting:
+            # Only a planner bug leaves tasks whose operands never come: fail the stage, naming them.
+            raise _TaskFailedError(waiting[0], ApplicationError("an operand of this task is not in the plan"))
+        try:
+            retrieved = await search
+        except ActivityError as err:
+            raise _TaskFailedError(None, err, err.activity_type or names.RETRIEVE) from err
+        return results, retrieved
+
+    async def _run_task(
+        self, req: RequestInput, plan: Plan, task: DataTask, results: dict[str, LedgerQueryResult]
+    ) -> LedgerQueryResult:
+        """One data task: a ledger sum as a regular activity, a computation over its operands as a local one."""
+        data = LedgerQueryInput(tenant=req.tenant, task=task, data_version=plan.data_version)
+        summary = f"{task.metric} {task.entity_label} {task.period.label}"
+        if task.kind == "sum":
+            result: LedgerQueryResult = await workflow.execute_activity(
+                names.LEDGER_QUERY,
+                data,
+                result_type=LedgerQueryResult,
+                start_to_close_timeout=timedelta(seconds=30),
+                # A long sum heartbeats (activities/errors.py): a worker that dies mid-task is noticed in
+                # seconds, and the retry reuses what the dead attempt stored (docket/dataversion.py).
+                heartbeat_timeout=timedelta(seconds=10),
+                retry_policy=IO_RETRY,
+                summary=summary,
+            )
+            return result
+        # Arithmetic on figures already in history: milliseconds, so no round trip through the task queue.
+        data.inputs = [results[d] for d in task.depends_on]
+        computed: LedgerQueryResult = await workflow.execute_local_activity(
+            names.COMPUTE_TASK,
+            data,
+            result_type=LedgerQueryResult,
+            start_to_close_timeout=FAST,
+            retry_policy=FAST_RETRY,
+            summary=summary,
+        )
+        return computed
+
+    async def _retrieve(self, query: RetrievalQuery) -> RetrieveResult:
+        found: RetrieveResult = await workflow.execute_activity(
+            names.RETRIEVE,
+            RetrieveInput(query=query),
+            result_type=RetrieveResult,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=IO_RETRY,
+        )
+        return found
 
     async def _authorize(
         self, req: RequestInput, cls: ClassifyResult, base: RequestResult, events: list[AuditEvent]

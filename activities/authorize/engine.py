@@ -118,7 +118,7 @@ class Authorizer:
         slots = classification.slots
         months = sorted({m for p in slots.periods for m in p.months})
         entities = [e for e in slots.entities if e in catalog.entities]
-        accounts = [a for a in slots.accounts if a in catalog.accounts]
+        accounts = catalog.request_accounts(slots.accounts, slots.derived, [s.account for s in slots.shocks])
         # Masking candidates: payroll parts inside a requested non-payroll total (POL-008).
         excluded = {c for x in slots.exclude_accounts if x in catalog.accounts for c in catalog.subtree(x)}
         payroll_parts = {
@@ -307,6 +307,10 @@ class Authorizer:
             # "none" when even public documents are off limits: the search then returns nothing.
             self._clearance[key] = allowed[-1] if allowed else "none"
         return self._clearance[key]
+
+    def readable_entities(self, principal: Principal, catalog: Catalog) -> list[str]:
+        """Entities of the tenant the principal may read at all (entitlements, region, tenant)."""
+        return self._readable_entities(principal, catalog)
 
     def _readable_entities(self, principal: Principal, catalog: Catalog) -> list[str]:
         """Entities the principal may read at all, cached per (principal attributes, tenant's entities)."""

@@ -1,47 +1,64 @@
-"""Confidence: a documented formula over classification, data coverage and generation validation.
+"""Confidence: a documented formula over classification, method, data coverage, retrieval and generation.
 
-    score = classification_confidence * coverage * generation
-    coverage   = cells with ledger data / cells the plan needed (an entity-month is a cell); 1.0 with no cells
-    generation = 1.0 when the answer was validated, 0.9 when a model answer was discarded for the template
-    outcome    = answered (score ≥ 0.8) · qualified (0.5 ≤ score < 0.8) · clarification_required (< 0.5)
+    score = classification * method * coverage * computed * retrieval * generation * assumptions
 
-Missing data caps the outcome at `qualified`: a total with a missing component is not an answer to put in a
-board pack, however sure Docket is of the rest. So does a configured model that failed (its wording was replaced
-by the template narrative): the figures stand, the outcome says something went wrong. The formula and its bands
-are documented in docs/confidence.md.
+docs/confidence.md defines every factor, the caps and the bands, and reports the reliability table the constants
+were checked against (`docket eval confidence`).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from docket.contracts import Confidence, Intent, Outcome, ScoreInput, ScoreResult
 
 ANSWER_AT = 0.8
 QUALIFY_AT = 0.5
 MISSING_CAP = 0.79
+# How far each way of understanding a question is trusted beyond its own confidence: the rules and the trained
+# model report calibrated-enough probabilities (docs/classifier.md); an LLM reading is one more model's opinion;
+# the fallback is a guess. A reading a person confirmed is certain whatever produced it.
+METHOD = {"rule": 1.0, "ml": 1.0, "llm": 0.95, "fallback": 0.85}
+# A figure the plan asked for that could not be computed (an operand without data, a zero denominator).
+UNAVAILABLE = 0.85
+# A variance explained only by the ledger's contributors, with no document (close commentary) about it.
+UNEXPLAINED_VARIANCE = 0.95
+# Each choice the planner made that the question left open (a default basis or trend window).
+ASSUMPTION = 0.97
 
 
 def score(data: ScoreInput) -> ScoreResult:
-    cls = data.classification.confidence
+    c = data.classification
+    cls = c.confidence
+    method = 1.0 if cls >= 1.0 else METHOD.get(c.method, 1.0)
     coverage = 1.0 if data.expected_cells == 0 else max(0.0, 1 - len(data.missing) / data.expected_cells)
+    computed = UNAVAILABLE if data.unavailable else 1.0
+    retrieval = UNEXPLAINED_VARIANCE if data.template == "variance" and data.passages == 0 else 1.0
     generation = 1.0 if data.generation_validated else 0.9
-    value = cls * coverage * generation
+    assumptions = ASSUMPTION**data.assumptions
+    value = cls * method * coverage * computed * retrieval * generation * assumptions
     notes: list[str] = []
     if data.missing and value > MISSING_CAP:
         value = MISSING_CAP
         notes.append("capped at qualified: part of the data is missing")
+    if data.unavailable and value > MISSING_CAP:
+        value = MISSING_CAP
+        notes.append("capped at qualified: a figure the question needs could not be computed")
     if not data.generation_validated and value > MISSING_CAP:
         # A configured model failed (unavailable, rejected the request, or its output was rejected): the figures
         # stand, but the asker should know the wording is the fallback's, so the answer is qualified.
         value = MISSING_CAP
         notes.append("capped at qualified: the model's wording was not used")
-    if data.classification.intent == Intent.DOCUMENT_QUESTION and data.passages == 0:
+    if c.intent == Intent.DOCUMENT_QUESTION and data.passages == 0:
         value = min(value, QUALIFY_AT - 0.01)
         notes.append("no document the asker may see matched")
     if data.expected_cells and data.facts == 0:
         value = min(value, QUALIFY_AT - 0.01)
         notes.append("no figure could be computed")
     value = round(value, 4)
-    band = "high" if value >= ANSWER_AT else "medium" if value >= QUALIFY_AT else "low"
+    band: Literal["high", "medium", "low"] = (
+        "high" if value >= ANSWER_AT else "medium" if value >= QUALIFY_AT else "low"
+    )
     outcome = (
         Outcome.ANSWERED
         if value >= ANSWER_AT
@@ -55,8 +72,12 @@ def score(data: ScoreInput) -> ScoreResult:
             band=band,
             components={
                 "classification": round(cls, 4),
+                "method": method,
                 "coverage": round(coverage, 4),
+                "computed": computed,
+                "retrieval": retrieval,
                 "generation": generation,
+                "assumptions": round(assumptions, 4),
             },
         ),
         outcome=outcome,

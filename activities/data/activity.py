@@ -1,4 +1,8 @@
-"""ledger_query: one deterministic ledger task (idempotent: a pure read)."""
+"""ledger_query and compute_task: the data tasks of a plan's DAG, each stored under (tenant, task id, version).
+
+A task is a pure function of the ledger at one version and its operands, so a retried attempt, a resumed run or
+the same question asked again reuses the stored result instead of computing it twice (docket/dataversion.py).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,11 @@ from sqlalchemy import Engine
 from temporalio import activity
 
 from activities import names
-from activities.data.engine import run_task
-from activities.errors import run_engine
+from activities.data.engine import compute, run_task
+from activities.errors import run_engine, run_engine_heartbeating
 from docket.catalog import load_catalog
 from docket.contracts import LedgerQueryInput, LedgerQueryResult
+from docket.dataversion import run_cached
 
 
 class DataActivities:
@@ -17,9 +22,25 @@ class DataActivities:
         self.engine = engine
 
     def _run(self, data: LedgerQueryInput) -> LedgerQueryResult:
-        return run_task(self.engine, load_catalog(self.engine, data.tenant), data.task)
+        return run_cached(
+            self.engine,
+            data.tenant,
+            data.task,
+            data.data_version,
+            lambda: run_task(self.engine, load_catalog(self.engine, data.tenant), data.task),
+        )
+
+    def _compute(self, data: LedgerQueryInput) -> LedgerQueryResult:
+        return run_cached(
+            self.engine, data.tenant, data.task, data.data_version, lambda: compute(data.task, data.inputs)
+        )
 
     @activity.defn(name=names.LEDGER_QUERY)
     async def ledger_query(self, data: LedgerQueryInput) -> LedgerQueryResult:
         """Compute one ledger figure and report the cells that were missing."""
-        return await run_engine(self._run, data)
+        return await run_engine_heartbeating(self._run, data)
+
+    @activity.defn(name=names.COMPUTE_TASK)
+    async def compute_task(self, data: LedgerQueryInput) -> LedgerQueryResult:
+        """Compute a derived figure (total, difference, margin, growth, trend, variance) from its operands."""
+        return await run_engine(self._compute, data)

@@ -43,7 +43,10 @@ MIN_CALL_SECONDS = 10.0
 
 
 def period_name(label: str) -> str:
-    """'2026-10' → 'October 2026'; quarters, halves and years stay as labelled."""
+    """'2026-10' → 'October 2026'; quarters, halves and years stay as labelled; ranges read "May 2026 to …"."""
+    first, sep, last = label.partition("..")
+    if sep:
+        return f"{period_name(first)} to {period_name(last)}"
     m = re.fullmatch(r"(\d{4})-(\d{2})", label)
     if m:
         return f"{MONTH_NAMES[int(m[2]) - 1]} {m[1]}"
@@ -57,7 +60,8 @@ def _fact_view(f: Fact) -> dict[str, Any]:
     metric = f.label.removesuffix(f" {f.entity} {f.period}")
     entity_name = "the group" if f.entity == "group" else f.entity
     # Abbreviations keep their capitals ("COGS"); names get a capital first letter ("Revenue").
-    title = metric.upper() if metric in {"cogs", "opex"} else metric[:1].upper() + metric[1:]
+    title = re.sub(r"\b(cogs|opex)\b", lambda m: m.group(1).upper(), metric)
+    title = title[:1].upper() + title[1:]
     return {
         "metric": metric,
         "metric_title": title,
@@ -67,7 +71,20 @@ def _fact_view(f: Fact) -> dict[str, Any]:
         "unit": f.unit,
         "label": f.label,
         "source": f.source,
+        "shown": shown(f.value, f.unit),
+        "detail": f.detail,
     }
+
+
+def shown(value: float | int, unit: str) -> str:
+    """A figure as the narrative writes it: percentages to one decimal, money with thousands separators."""
+    if unit == "%":
+        return f"{float(value):.1f}%"
+    if unit == "pp":
+        return f"{float(value):+.1f} percentage points"
+    if unit.endswith("/month"):
+        return f"{int(value):,} {unit.removesuffix('/month')} per month"
+    return f"{int(value):,} {unit}"
 
 
 class Generator(Protocol):
@@ -79,15 +96,21 @@ class Generator(Protocol):
 def render_template_answer(data: GenerateInput, pins: Mapping[str, int] | None = None) -> GenerateResult:
     # registry.DEFAULT_VERSIONS unless DOCKET_PROMPT_PINS says otherwise: a new version is opted into.
     prompt = registry.resolve("narrative", tenant=data.tenant, intent=data.intent.value, pins=pins)
-    facts = sorted((_fact_view(f) for f in data.facts), key=lambda v: -float(v["value"]))
-    answer = prompt.render(
-        facts=facts,
-        same_metric=len({f["metric"] for f in facts}) == 1,
-        same_period=len({f["period_name"] for f in facts}) == 1,
-        missing=[m.key for m in data.missing],
-        masked=[m.reason for m in data.masked],
-        passages=data.passages[:2],
-    )
+    # An analysis keeps the plan's order (what was asked first); plain figures read best largest first.
+    analysis = any(f.kind not in ("", "sum") for f in data.facts)
+    views = [_fact_view(f) for f in data.facts]
+    facts = views if analysis and "analysis" in prompt.variables else sorted(views, key=lambda v: -float(v["value"]))
+    context: dict[str, Any] = {
+        "facts": facts,
+        "same_metric": len({f["metric"] for f in facts}) == 1,
+        "same_period": len({f["period_name"] for f in facts}) == 1,
+        "missing": [m.key for m in data.missing],
+        "masked": [m.reason for m in data.masked],
+        "passages": data.passages[:2],
+    }
+    if "analysis" in prompt.variables:  # narrative v1 (still pinnable) predates analyses
+        context["analysis"] = analysis
+    answer = prompt.render(**context)
     return GenerateResult(answer=answer, generator="template", model=TEMPLATE_MODEL, prompt=prompt.ref, validated=True)
 
 

@@ -10,6 +10,7 @@ from activities.errors import run_engine
 from activities.plan.engine import plan
 from docket.catalog import load_catalog
 from docket.contracts import Plan, PlanInput
+from docket.dataversion import data_version
 
 
 class PlanActivities:
@@ -18,7 +19,10 @@ class PlanActivities:
 
     def _plan(self, data: PlanInput) -> Plan:
         catalog = load_catalog(self.engine, data.tenant)
-        return plan(data.tenant, data.question, data.classification, data.authorization, catalog)
+        # The plan pins the ledger version its tasks must read: every figure of one answer comes from one state
+        # of the ledger, and stored task results are reused only under it (docket/dataversion.py).
+        version = data_version(self.engine, data.tenant)
+        return plan(data.tenant, data.question, data.classification, data.authorization, catalog, version)
 
     @activity.defn(name=names.PLAN)
     async def plan_request(self, data: PlanInput) -> Plan:

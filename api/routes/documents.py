@@ -15,10 +15,12 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.service import RPCError
 
 from activities import names
+from activities.authorize.activity import AuthorizeActivities
 from activities.authorize.documents import DocumentAuthorizer, DocumentChange, planned_changes
 from api.deps import AppState, CurrentPrincipal, State
 from api.problems import Problem
 from docket import ingest, temporal
+from docket.catalog import load_catalog
 from docket.contracts import IndexDocumentsResult, IngestInput
 from docket.db import Document, Principal
 
@@ -50,6 +52,12 @@ class DocumentView(BaseModel):
     entities: list[str]
     version: int
     updated_at: str
+
+
+class DocumentDetail(DocumentView):
+    """A document with its text (GET /v1/documents/{doc_id})."""
+
+    body: str
 
 
 def _denied(reasons: list[str], policies: list[str]) -> Problem:
@@ -226,21 +234,54 @@ def _clearance(principal: Principal) -> int:
     return ingest.CLEARANCES.index(principal.clearance) if principal.clearance in ingest.CLEARANCES else 0
 
 
+# One policy reader per database: the tenant's active Cedar policy set decides which entities a principal reads.
+_readers: dict[int, AuthorizeActivities] = {}
+
+
+def _readable(state: AppState, principal: Principal) -> set[str]:
+    reader = _readers.setdefault(id(state.engine), AuthorizeActivities(state.engine))
+    catalog = load_catalog(state.engine, principal.tenant)
+    return set(reader.authorizer_for(principal.tenant).readable_entities(principal, catalog))
+
+
+def _visible(d: Document, principal: Principal, readable: set[str]) -> bool:
+    """The rules document search applies (POL-006, POL-007, POL-005/003): the tenant's, at or below the
+    principal's clearance, and tagged with no entity the principal may not read."""
+    cleared = d.classification in ingest.CLEARANCES and ingest.CLEARANCES.index(d.classification) <= _clearance(
+        principal
+    )
+    return d.tenant == principal.tenant and cleared and all(e in readable for e in d.entities)
+
+
+def _view_of(d: Document) -> DocumentView:
+    return DocumentView(
+        doc_id=d.doc_id,
+        title=d.title,
+        classification=d.classification,
+        entities=list(d.entities),
+        version=d.version,
+        updated_at=d.updated_at.isoformat(),
+    )
+
+
 @router.get("", response_model=list[DocumentView])
 def list_documents(state: State, principal: CurrentPrincipal) -> list[DocumentView]:
-    """Documents of your tenant at or below your clearance."""
+    """Documents of your tenant you may read: at or below your clearance, about entities you may read."""
     with Session(state.engine) as session:
         stmt: Any = select(Document).where(Document.tenant == principal.tenant)  # type: ignore[arg-type]
         rows = list(session.execute(stmt).scalars())
-    return [
-        DocumentView(
-            doc_id=d.doc_id,
-            title=d.title,
-            classification=d.classification,
-            entities=list(d.entities),
-            version=d.version,
-            updated_at=d.updated_at.isoformat(),
+    readable = _readable(state, principal)
+    return [_view_of(d) for d in sorted(rows, key=lambda d: d.doc_id) if _visible(d, principal, readable)]
+
+
+@router.get("/{doc_id}", response_model=DocumentDetail, responses={404: {"description": "no such document for you"}})
+def get_document(state: State, principal: CurrentPrincipal, doc_id: str) -> DocumentDetail:
+    """One document you may read, with its text: where a result's citation links to."""
+    with Session(state.engine) as session:
+        stored = session.get(Document, (principal.tenant, doc_id))
+    if stored is None or not _visible(stored, principal, _readable(state, principal)):
+        # A document you may not read is reported as absent, like one that does not exist.
+        raise Problem(
+            404, "document-not-found", "No such document", detail=doc_id, hint="GET /v1/documents lists yours"
         )
-        for d in sorted(rows, key=lambda d: d.doc_id)
-        if d.classification in ingest.CLEARANCES and ingest.CLEARANCES.index(d.classification) <= _clearance(principal)
-    ]
+    return DocumentDetail(**_view_of(stored).model_dump(), body=stored.body)

@@ -110,6 +110,8 @@ async def _view(
     links = _links(state, request, wid)
     if status == "completed":
         result = RequestResult.model_validate(await handle.result())
+        base = str(request.base_url).rstrip("/")
+        result.citations = [c.model_copy(update={"url": f"{base}/v1/documents/{c.doc_id}"}) for c in result.citations]
         return RequestView(
             **result.model_dump(exclude={"links", "status"}),
             status="completed",

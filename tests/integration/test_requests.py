@@ -9,6 +9,7 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 from datetime import date
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from cli.replay import replay_history
 from docket.contracts import RequestInput, RequestResult
 from docket.db import AuditEventRow, RequestRecord, UsageRecord, table_of
 from tests.conftest import DEMO, Stack
-from tests.support.oracle import LedgerOracle, months_between
+from tests.support.oracle import LedgerOracle, growth_pct, margin_pct, months_between
 
 pytestmark = pytest.mark.integration
 
@@ -224,18 +225,44 @@ async def test_a_stage_that_fails_for_good_is_recorded_as_failed(stack: Stack) -
     assert ok, message
 
 
-@pytest.mark.parametrize(
-    "principal,question",
-    [
-        ("grace", "What is the yoy growth of revenue for MER-JP in September 2026?"),
-        ("alice", "Run a scenario: what happens to MER-US gross margin in October 2026 if materials cost rises 10%?"),
-    ],
-)
-async def test_unsupported_analyses_say_so_instead_of_guessing(stack: Stack, principal: str, question: str) -> None:
-    body = await ask(stack, principal, question)
-    assert body["outcome"] == "clarification_required"
-    assert body["facts"] == []
-    assert body["clarifying_questions"]
+async def test_growth_example_is_answered_with_both_periods_and_the_rate(stack: Stack) -> None:
+    question = "What is the yoy growth of revenue for MER-JP in September 2026?"
+    body = await ask(stack, "grace", question)
+    assert body["outcome"] == "answered", body["answer"]
+    facts = {f["label"]: f for f in body["facts"]}
+    now = ORACLE.total("meridian", ["MER-JP"], "4", ["2026-09"])
+    then = ORACLE.total("meridian", ["MER-JP"], "4", ["2025-09"])
+    assert facts["revenue MER-JP 2026-09"]["value"] == now
+    assert facts["revenue MER-JP 2025-09"]["value"] == then
+    growth = facts["revenue yoy growth pct MER-JP 2026-09"]
+    assert (
+        growth["value"] == growth_pct(now, then) == EXAMPLES[("grace", question)]["expect"]["facts"]["yoy growth pct"]
+    )
+    assert growth["unit"] == "%" and growth["kind"] == "growth_pct"
+    assert facts["revenue yoy change MER-JP 2026-09"]["value"] == now - then
+    assert f"{growth_pct(now, then):.1f}%" in body["answer"]
+    assert body["confidence"]["components"]["coverage"] == 1.0
+
+
+async def test_scenario_example_returns_current_and_shocked_gross_margin(stack: Stack) -> None:
+    question = "Run a scenario: what happens to MER-US gross margin in October 2026 if materials cost rises 10%?"
+    body = await ask(stack, "alice", question)
+    expected = EXAMPLES[("alice", question)]["expect"]
+    assert body["outcome"] == expected["outcome"], body["answer"]
+    assert body["classification"]["complexity"] == expected["complexity"]
+    facts = {f["label"]: f["value"] for f in body["facts"]}
+    revenue = ORACLE.total("meridian", ["MER-US"], "4", ["2026-10"])
+    cogs = ORACLE.total("meridian", ["MER-US"], "5.2", ["2026-10"])
+    materials = ORACLE.total("meridian", ["MER-US"], "5.2.1", ["2026-10"])
+    current = margin_pct(revenue, cogs)
+    shocked = margin_pct(revenue, cogs + Fraction(materials, 10))
+    assert facts["gross margin pct MER-US 2026-10"] == current == expected["facts"]["gross margin pct MER-US 2026-10"]
+    assert (
+        facts["scenario gross margin pct MER-US 2026-10"]
+        == shocked
+        == expected["facts"]["scenario gross margin pct MER-US 2026-10"]
+    )
+    assert f"{current:.1f}%" in body["answer"] and f"{shocked:.1f}%" in body["answer"]
 
 
 async def test_question_without_period_asks_for_one(stack: Stack) -> None:

@@ -18,8 +18,9 @@ from temporalio.testing import WorkflowEnvironment
 from activities.llm.engine import TemplateGenerator
 from activities.retrieve.engine import DocumentIndex, sync_index
 from docket.contracts import RequestInput, RequestResult
+from docket.dataversion import task_counts
 from docket.db import AuditEventRow, RequestRecord, UsageRecord, table_of
-from tests.conftest import ROOT
+from tests.conftest import ROOT, fresh_sqlite
 from tests.support.oracle import LedgerOracle
 from worker.main import Components, make_worker
 
@@ -109,3 +110,96 @@ async def test_worker_killed_after_commit_resumes_without_duplicates(
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
     ]
     assert max(record_attempts) >= 2, "record_result was never retried: the kill did not hit mid-request"
+
+
+async def test_worker_killed_mid_dag_resumes_without_recomputing_a_task(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """A variance DAG (8 ledger sums, then the variance over them): 3 sums finish, 5 compute and store their
+    results but never report back, the worker is SIGKILLed. A fresh worker finishes the request; every task was
+    computed exactly once (the task-result store counts), the 3 finished sums never ran again and the 5 lost ones
+    were served from the store."""
+    # A database of its own: the counts below must not see results other tests stored for the same tasks.
+    url, engine = fresh_sqlite(tmp_path / "db")
+    task_queue = f"docket-dag-kill-{uuid.uuid4().hex[:8]}"
+    marker = tmp_path / "stalled"
+    env = os.environ | {
+        "DATABASE_URL": url,
+        "DOCKET_TASK_QUEUE": task_queue,
+        "DOCKET_DATA_DIR": str(tmp_path / "data"),
+        "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        "DOCKET_TEST_MARKER": str(marker),
+        "DOCKET_TEST_STALL": "ledger",
+        "DOCKET_TEST_STALL_AFTER": "3",
+        "PYTHONPATH": str(ROOT),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.slow_worker"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    question = "Why did COGS for MER-DE change in March 2026?"
+    try:
+        await wait_for(marker.with_suffix(".ready"), proc, 60)
+        handle = await temporal_env.client.start_workflow(
+            "RequestWorkflow",
+            RequestInput(tenant="meridian", principal_id="bob", question=question, as_of="2026-11-21"),  # type: ignore[arg-type]
+            id=f"req-dag-kill-{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue,
+            result_type=RequestResult,
+        )
+        # Kill only once history has the 3 completions and the other 5 sums are stored and stalled.
+        for _ in range(600):
+            history = await handle.fetch_history()
+            completed = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED]
+            stalled = marker.read_text().split() if marker.exists() else []
+            if len(completed) >= 3 and len(stalled) == 5:
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"slow worker exited early ({proc.returncode})")
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail(f"the DAG did not reach 3 finished + 5 stalled sums ({len(completed)}, {stalled})")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if proc.stdout:
+            proc.stdout.close()
+
+    before = task_counts(engine, "meridian")
+    assert len(before) == 8 and all(c == (1, 0) for c in before.values()), before
+
+    index = DocumentIndex.open()
+    sync_index(engine, index)
+    components = Components(engine=engine, index=index, generator=TemplateGenerator())
+    async with make_worker(temporal_env.client, task_queue, components.activities()):
+        result = await asyncio.wait_for(handle.result(), timeout=90)
+    index.close()
+
+    after = task_counts(engine, "meridian")
+    assert len(after) == 9  # the 8 sums and the variance
+    assert all(computations == 1 for computations, _ in after.values()), after
+    assert sorted(t for t, (_, reuses) in after.items() if reuses == 1) == sorted(stalled)
+    assert sum(reuses for _, reuses in after.values()) == 5
+
+    history = await handle.fetch_history()
+    started: dict[int, int] = {}
+    scheduled: dict[int, str] = {}
+    for e in history.events:
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled[e.event_id] = e.activity_task_scheduled_event_attributes.activity_type.name
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            attrs = e.activity_task_started_event_attributes
+            started[attrs.scheduled_event_id] = attrs.attempt
+    ledger = {sid: started[sid] for sid, name in scheduled.items() if name == "ledger_query"}
+    assert sorted(ledger.values()) == [1, 1, 1, 2, 2, 2, 2, 2], "3 sums ran once, the 5 lost ones once more"
+
+    oracle = LedgerOracle()
+    change = oracle.total("meridian", ["MER-DE"], "5.2", ["2026-03"]) - oracle.total(
+        "meridian", ["MER-DE"], "5.2", ["2026-02"]
+    )
+    assert {f.label: f.value for f in result.facts}["cogs variance vs 2026-02 MER-DE 2026-03"] == change

@@ -27,6 +27,13 @@ RECORD = {
     "clarification": ("alice", "What was revenue for MER-US?"),
     # Recorded after the gather-retrieval-concurrently patch: the search is scheduled with the ledger tasks.
     "patched-concurrent-retrieval": ("bob", "Show me COGS for MER-DE in March 2026"),
+    # The task DAG: ledger sums as activities, then compute tasks (local activities) once their operands are done.
+    "dag-growth": ("grace", "What is the yoy growth of revenue for MER-JP in September 2026?"),
+    "dag-scenario": (
+        "alice",
+        "Run a scenario: what happens to MER-US gross margin in October 2026 if materials cost rises 10%?",
+    ),
+    "dag-variance": ("bob", "Why did COGS for MER-DE change in March 2026?"),
 }
 
 

@@ -14,6 +14,7 @@ import csv
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 DEMO_PACK = Path(__file__).resolve().parents[2] / "examples" / "meridian"
@@ -120,3 +121,42 @@ def months_between(first: str, last: str) -> list[str]:
         out.append(f"{y:04d}-{m:02d}")
         y, m = (y + 1, 1) if m == 12 else (y, m + 1)
     return out
+
+
+# ---------------------------------------------------------------- derived figures, by their textbook definitions
+# Exact rational arithmetic (fractions), rounded half up at the end: a second way to the product's figures.
+
+
+def round_half_up(value: Fraction, places: int = 1) -> float:
+    scale = 10**places
+    scaled = value * scale
+    whole = scaled.numerator // scaled.denominator
+    if scaled - whole >= Fraction(1, 2):
+        whole += 1
+    return whole / scale
+
+
+def growth_pct(current: int, prior: int) -> float:
+    """(current - prior) / prior, in percent to one decimal."""
+    return round_half_up(Fraction(current - prior, prior) * 100)
+
+
+def margin_pct(revenue: int | Fraction, costs: int | Fraction) -> float:
+    """(revenue - costs) / revenue, in percent to one decimal."""
+    return round_half_up(Fraction(revenue - costs) / Fraction(revenue) * 100)
+
+
+def slope(values: list[int]) -> int:
+    """Ordinary least-squares slope of values against 0, 1, 2, …, to the nearest unit (half away from zero)."""
+    n = len(values)
+    xs = [Fraction(x) for x in range(n)]
+    mean_x = sum(xs) / n
+    mean_y = Fraction(sum(values), n)
+    num = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, values, strict=True))
+    den = sum((x - mean_x) ** 2 for x in xs)
+    s = num / den
+    mag = abs(s)
+    whole = mag.numerator // mag.denominator
+    if mag - whole >= Fraction(1, 2):
+        whole += 1
+    return whole if s >= 0 else -whole

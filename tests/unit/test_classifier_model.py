@@ -10,6 +10,7 @@ import sys
 from collections import Counter
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,8 +118,29 @@ def test_training_twice_gives_identical_bytes(tmp_path: Path) -> None:
     assert dumps(train(data, seed=7)) == dumps(train(data, seed=7))
 
 
+def _differences(committed: Any, fresh: Any, path: str = "") -> list[tuple[float, str]]:
+    """Float differences between two artifacts; anything else that differs (a key, a feature, a label) fails."""
+    if isinstance(committed, dict):
+        assert committed.keys() == fresh.keys(), path
+        return [d for k in committed for d in _differences(committed[k], fresh[k], f"{path}/{k}")]
+    if isinstance(committed, list):
+        assert len(committed) == len(fresh), path
+        return [
+            d for i, (a, b) in enumerate(zip(committed, fresh, strict=True)) for d in _differences(a, b, f"{path}[{i}]")
+        ]
+    if isinstance(committed, float) or isinstance(fresh, float):
+        return [(abs(float(committed) - float(fresh)), path)] if committed != fresh else []
+    assert committed == fresh, path
+    return []
+
+
 def test_committed_artifact_is_a_fresh_training() -> None:
-    """`docket train classifier` reproduces activities/classify/artifacts/intent-model.json bit for bit."""
+    """`docket train classifier` reproduces activities/classify/artifacts/intent-model.json.
+
+    Bit for bit on the machine that trained it; elsewhere lbfgs's last digits follow the CPU's SIMD kernels (an
+    AMD EPYC machine moved 41,413 of the 6-decimal weights by at most 1.5e-5), so weights are compared within
+    1e-4 and everything else exactly.
+    """
     sklearn = pytest.importorskip("sklearn")
     from activities.classify.train import dumps, train
 
@@ -126,7 +148,10 @@ def test_committed_artifact_is_a_fresh_training() -> None:
     recorded = json.loads(committed)["training"]
     if recorded["sklearn"] != sklearn.__version__:
         pytest.skip(f"artifact trained with scikit-learn {recorded['sklearn']}, installed {sklearn.__version__}")
-    assert dumps(train(dataset.DATASET, seed=recorded["seed"])) == committed
+    fresh = dumps(train(dataset.DATASET, seed=recorded["seed"]))
+    if fresh != committed:
+        worst = max(_differences(json.loads(committed), json.loads(fresh)))
+        assert worst[0] <= 1e-4, worst
 
 
 def test_train_and_eval_commands(tmp_path: Path) -> None:

@@ -63,7 +63,15 @@ def test_bands(confidence: float, band: str, outcome: Outcome) -> None:
 
 def test_components_are_reported() -> None:
     result = score(ScoreInput(classification=cls(0.96), expected_cells=4, missing=[], facts=4))
-    assert result.confidence.components == {"classification": 0.96, "coverage": 1.0, "generation": 1.0}
+    assert result.confidence.components == {
+        "classification": 0.96,
+        "method": 1.0,
+        "coverage": 1.0,
+        "computed": 1.0,
+        "retrieval": 1.0,
+        "generation": 1.0,
+        "assumptions": 1.0,
+    }
 
 
 def test_missing_data_caps_at_qualified() -> None:

@@ -259,7 +259,7 @@ def test_templates_refuse_missing_and_unused_variables() -> None:
 def test_pins_choose_the_most_specific_version_and_unknown_pins_are_refused() -> None:
     # Unpinned, each engine uses its default version, not whatever file is newest.
     assert registry.resolve("answer", tenant="meridian", intent="metric_lookup").version == 2
-    assert registry.resolve("narrative", tenant="meridian", intent="metric_lookup").version == 1
+    assert registry.resolve("narrative", tenant="meridian", intent="metric_lookup").version == 2
     pins = {"answer": 2, "meridian/*/narrative": 1, "globex/metric_lookup/answer": 2}
     assert registry.resolve("answer", tenant="globex", intent="metric_lookup", pins=pins).version == 2
     assert registry.resolve("narrative", tenant="meridian", intent="lookup", pins=pins).version == 1
@@ -325,7 +325,7 @@ def test_prompts_cli_lists_shows_and_diffs() -> None:
     listed = runner.invoke(app, ["prompts", "list"])
     assert listed.exit_code == 0
     assert f"answer.v1  sha256 {registry.get('answer', 1).sha256[:12]}" in listed.output
-    assert " * answer.v2 " in listed.output and " * narrative.v1 " in listed.output
+    assert " * answer.v2 " in listed.output and " * narrative.v2 " in listed.output
     shown = runner.invoke(app, ["prompts", "show", "narrative", "--version", "1"])
     assert shown.exit_code == 0 and registry.get("narrative", 1).sha256 in shown.output
     assert runner.invoke(app, ["prompts", "diff", "answer", "1", "1"]).output.strip().endswith("are identical")

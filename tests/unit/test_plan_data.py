@@ -242,12 +242,6 @@ def test_task_id_depends_on_content_only() -> None:
     assert task(["MER-US"], ["2026-10"], account="5").task_id != a.task_id
 
 
-def test_growth_is_not_answered_with_a_lookup(make_plan: Planner) -> None:
-    p = make_plan("grace", "What is the yoy growth of revenue for MER-JP in September 2026?")
-    assert p.unsupported == "growth"
-    assert p.tasks == []
-
-
 def test_figure_question_searches_tagged_documents_for_its_months(make_plan: Planner) -> None:
     p = make_plan("bob", "Show me COGS for MER-DE in March 2026")
     assert p.retrieval is not None
