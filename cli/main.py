@@ -142,7 +142,8 @@ def _mint(settings: Settings, principal_id: str) -> str:
 
 
 def _fmt_value(value: float | int, unit: str) -> str:
-    if isinstance(value, float) and not value.is_integer():
+    # Percentages (and changes in points) always show their one decimal: 60.0 %, not 60 %.
+    if unit in ("%", "pp") or (isinstance(value, float) and not value.is_integer()):
         return f"{value:,.1f} {unit}"
     return f"{int(value):,} {unit}"
 

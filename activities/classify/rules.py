@@ -513,6 +513,12 @@ class RuleClassifier:
         periods = self._periods(text, as_of, why)
         unread = self._unread_dates(text, periods)
         basis = next((b for b, pattern in GROWTH_BASIS if re.search(pattern, text)), "")
+        if basis == "yoy":
+            # "September 2026 vs the same month last year": "last year" names the comparison basis, not the
+            # calendar year 2025 as a second period, when another, shorter period is named.
+            last_year = str(as_of.year - 1)
+            if any(len(p.months) < 12 for p in periods):
+                periods = [p for p in periods if not (p.relative and p.label == last_year)]
         if len(entities) > 1 and scope != "group":
             axis = "entity"
         elif (

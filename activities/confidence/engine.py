@@ -31,7 +31,10 @@ def score(data: ScoreInput) -> ScoreResult:
     c = data.classification
     cls = c.confidence
     method = 1.0 if cls >= 1.0 else METHOD.get(c.method, 1.0)
-    coverage = 1.0 if data.expected_cells == 0 else max(0.0, 1 - len(data.missing) / data.expected_cells)
+    # Part of the data still gives an answer (capped at qualified below, the gaps named); none at all gives no
+    # figure, which asks for clarification: so coverage scales the score between 0.5 and 1.
+    present = 1.0 if data.expected_cells == 0 else max(0.0, 1 - len(data.missing) / data.expected_cells)
+    coverage = 0.5 + 0.5 * present
     computed = UNAVAILABLE if data.unavailable else 1.0
     retrieval = UNEXPLAINED_VARIANCE if data.template == "variance" and data.passages == 0 else 1.0
     generation = 1.0 if data.generation_validated else 0.9

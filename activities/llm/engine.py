@@ -43,10 +43,10 @@ MIN_CALL_SECONDS = 10.0
 
 
 def period_name(label: str) -> str:
-    """'2026-10' → 'October 2026'; quarters, halves and years stay as labelled; ranges read "May 2026 to …"."""
+    """'2026-10' → 'October 2026'; quarters, halves and years stay as labelled; ranges read "May 2026 through …"."""
     first, sep, last = label.partition("..")
     if sep:
-        return f"{period_name(first)} to {period_name(last)}"
+        return f"{period_name(first)} through {period_name(last)}"
     m = re.fullmatch(r"(\d{4})-(\d{2})", label)
     if m:
         return f"{MONTH_NAMES[int(m[2]) - 1]} {m[1]}"
@@ -61,6 +61,10 @@ def _fact_view(f: Fact) -> dict[str, Any]:
     entity_name = "the group" if f.entity == "group" else f.entity
     # Abbreviations keep their capitals ("COGS"); names get a capital first letter ("Revenue").
     title = re.sub(r"\b(cogs|opex)\b", lambda m: m.group(1).upper(), metric)
+    # Labels are terse ("revenue yoy growth pct"); the narrative spells them out (the unit shows the %).
+    title = re.sub(r" pct\b", "", title)
+    for short, words in (("yoy", "year-over-year"), ("qoq", "quarter-over-quarter"), ("mom", "month-over-month")):
+        title = re.sub(rf"\b{short}\b", words, title)
     title = title[:1].upper() + title[1:]
     return {
         "metric": metric,

@@ -316,6 +316,17 @@ def _plan_figures(b: _Builder, cls: ClassifyResult) -> str:
                 for period in slots.periods:
                     if b.derived(key, label, ents, period, shocks=[]) is None:
                         return f"derived metric {key} (the chart of accounts lacks one of its accounts)"
+        if intent == Intent.COMPARISON and slots.growth_basis and len(slots.periods) == 1:
+            # "September 2026 vs the same month last year": the second period comes from the basis.
+            period = slots.periods[0]
+            slots = slots.model_copy(update={"periods": [period, shift_period(period, SHIFT[slots.growth_basis])]})
+            cls = cls.model_copy(update={"slots": slots})
+            for metric, account in _metrics(b, cls):
+                for label, ents in sets:
+                    b.sum(metric, account, label, ents, slots.periods[1])
+            for key in slots.derived:
+                for label, ents in sets:
+                    b.derived(key, label, ents, slots.periods[1], shocks=[])
         if intent == Intent.COMPARISON and slots.comparison_axis == "period" and len(slots.periods) == 2:
             # Two periods compared: also the change between them, per entity set and metric (in points for a
             # percentage).

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 
 ORACLE = LedgerOracle(DEMO)
 EXAMPLES = {(q["principal"], q["question"]): q for q in map(json.loads, (DEMO / "example_questions.jsonl").open())}
+TENANTS = {p["id"]: p["tenant"] for p in json.loads((DEMO / "principals.json").read_text())}
 
 
 @dataclass
@@ -382,3 +383,48 @@ async def test_idempotency_key_returns_the_same_request_and_starts_one_workflow(
         "/v1/requests", params={"wait": 30}, json=payload, headers=stack.auth("bob") | {"Idempotency-Key": key}
     )
     assert other.status_code == 200 and other.json()["request_id"] != wid
+
+
+def _fact_for(facts: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The example file names facts by label ("revenue MER-JP 2026-09") or by their kind ("yoy growth pct")."""
+    exact = [f for f in facts if f["label"] == key]
+    return exact[0] if exact else next(f for f in facts if key in f["label"])
+
+
+@pytest.mark.parametrize("example", list(EXAMPLES.values()), ids=lambda e: f"{e['principal']}:{e['question'][:40]}")
+async def test_every_example_question_gets_its_expected_outcome(stack: Stack, example: dict[str, Any]) -> None:
+    """examples/meridian/example_questions.jsonl as written (its figures are the data pack's, not Docket's)."""
+    expect = example["expect"]
+    body = await ask(stack, example["principal"], example["question"], tenant=TENANTS[example["principal"]])
+    outcome = {"answered_masked": "answered", "no_access_or_no_data": body["outcome"]}.get(
+        expect["outcome"], expect["outcome"]
+    )
+    if expect["outcome"] == "no_access_or_no_data":
+        assert body["outcome"] in ("denied", "clarification_required") and body["facts"] == []
+    assert body["outcome"] == outcome, body["answer"]
+    for key, value in expect.get("facts", {}).items():
+        assert _fact_for(body["facts"], key)["value"] == value, key
+    assert body["missing_data"] == expect.get("missing", [])
+    for doc in expect.get("cites", []):
+        assert doc in [c["doc_id"] for c in body["citations"]]
+    if "policy" in expect:
+        assert expect["policy"] in body["authorization"]["policies"]
+    if "complexity" in expect:
+        assert body["classification"]["complexity"] == expect["complexity"]
+    must_not_contain(body, example["principal"], example["question"])
+
+
+async def test_citations_link_to_documents_the_asker_may_read(stack: Stack) -> None:
+    body = await ask(stack, "bob", "Show me COGS for MER-DE in March 2026")
+    cited = next(c for c in body["citations"] if c["doc_id"] == "doc-close-de-2026-03")
+    assert cited["url"].endswith("/v1/documents/doc-close-de-2026-03")
+    doc = await stack.http.get(cited["url"], headers=stack.auth("bob"))
+    assert doc.status_code == 200, doc.text
+    assert doc.json()["doc_id"] == "doc-close-de-2026-03" and "MER-DE" in doc.json()["body"]
+    # The same link for someone who may not read MER-DE (grace: APAC only), or another tenant: absent.
+    for who, tenant in (("grace", "meridian"), ("judy", "globex")):
+        denied = await stack.http.get(cited["url"], headers=stack.auth(who, tenant))
+        assert denied.status_code == 404, (who, denied.text)
+        assert denied.headers["content-type"].startswith("application/problem+json")
+    listed = await stack.http.get("/v1/documents", headers=stack.auth("grace"))
+    assert "doc-close-de-2026-03" not in [d["doc_id"] for d in listed.json()]

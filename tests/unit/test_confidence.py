@@ -93,12 +93,36 @@ def test_missing_data_cap_is_explained() -> None:
     )
     assert result.notes
     assert "missing" in result.notes[0]
-    assert result.confidence.components["coverage"] == pytest.approx(0.9)
+    assert result.confidence.components["coverage"] == pytest.approx(0.5 + 0.5 * 0.9)
 
 
-def test_mostly_missing_data_drops_below_qualified() -> None:
-    _, _, outcome = scored(0.97, expected_cells=3, missing=2)
-    assert outcome == Outcome.CLARIFICATION_REQUIRED
+def test_mostly_missing_data_is_still_a_qualified_answer() -> None:
+    # A figure over 1 of 3 months is an answer with its gaps named, not a question back.
+    score_, band, outcome = scored(0.97, expected_cells=3, missing=2)
+    assert outcome == Outcome.QUALIFIED and band == "medium"
+    assert score_ == pytest.approx(0.97 * (0.5 + 0.5 / 3), abs=1e-4)
+
+
+def test_method_assumptions_and_uncomputable_figures_lower_the_score() -> None:
+    base = score(ScoreInput(classification=cls(0.97), expected_cells=1, facts=1))
+    llm = score(ScoreInput(classification=cls(0.97).model_copy(update={"method": "llm"}), expected_cells=1, facts=1))
+    assumed = score(ScoreInput(classification=cls(0.97), expected_cells=1, facts=1, assumptions=2))
+    unavailable = score(ScoreInput(classification=cls(0.97), expected_cells=1, facts=1, unavailable=1))
+    assert llm.confidence.score == pytest.approx(0.97 * 0.95)
+    assert assumed.confidence.score == pytest.approx(0.97 * 0.97**2, abs=1e-4)
+    assert assumed.outcome == Outcome.ANSWERED
+    assert unavailable.outcome == Outcome.QUALIFIED and "could not be computed" in unavailable.notes[0]
+    assert base.confidence.components["method"] == 1.0
+
+
+def test_a_confirmed_reading_is_trusted_whatever_decided_it() -> None:
+    confirmed = cls(1.0).model_copy(update={"method": "llm"})
+    assert score(ScoreInput(classification=confirmed, expected_cells=1, facts=1)).confidence.score == 1.0
+
+
+def test_unexplained_variance_is_still_answered() -> None:
+    result = score(ScoreInput(classification=cls(0.97), expected_cells=2, facts=3, template="variance", passages=0))
+    assert result.confidence.components["retrieval"] == 0.95 and result.outcome == Outcome.ANSWERED
 
 
 def test_no_figure_computed_asks_for_clarification() -> None:
