@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/python -m bench.authorize
 	$(BIN)/python -m bench.retrieval
 	$(BIN)/python -m bench.generation
+	$(BIN)/python -m bench.dag
 
 clean:
 	rm -rf $(VENV) .docket .mypy_cache .ruff_cache .pytest_cache

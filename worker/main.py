@@ -167,7 +167,13 @@ def build_components(settings: Settings) -> Components:
     )
 
 
+# A plan's independent tasks are scheduled in one workflow task; the SDK's default of 3 eager reservations sent the
+# rest (and the document search) through the task queue, ~50 ms later (bench/dag.py, docs/benchmarks.md).
+EAGER_ACTIVITIES = 16
+
+
 def make_worker(client: Client, task_queue: str, activities: Sequence[Any], **kwargs: Any) -> Worker:
+    kwargs.setdefault("max_eager_activity_reservations_per_workflow_task", EAGER_ACTIVITIES)
     return Worker(
         client,
         task_queue=task_queue,
