@@ -7,14 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy import Engine
 from temporalio.client import Client
 
-from api import problems
+from api import observability, problems
 from api.deps import AppState
-from api.routes import admin, documents, health, requests, usage
+from api.routes import admin, documents, health, requests, usage, view
 from docket import __version__, db
+from docket.logs import setup_logging
 from docket.settings import Settings, load_settings
+from docket.telemetry import setup_tracing
 from docket.usage import check_prices
 
 log = logging.getLogger("docket.api")
@@ -52,19 +55,34 @@ def create_app(
     )
     problems.install(app)
     app.include_router(health.router)
+    app.include_router(observability.router)
     app.include_router(requests.router)
     app.include_router(admin.router)
     app.include_router(documents.router)
     app.include_router(usage.router)
+    app.include_router(view.router)
     app.add_middleware(
         problems.BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         # Documents are larger than questions; the route checks its own limit again after reading.
         overrides={"/v1/documents": settings.max_document_bytes},
     )
+    # Outermost: every response (errors and limits included) carries X-Request-ID and is timed and logged.
+    app.add_middleware(observability.RequestContextMiddleware)
+    # One trace per request: the server span here is the parent of the workflow's spans (the Temporal plugin
+    # carries the context into the run) and so of every activity and model call.
+    setup_tracing("docket-api")
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="healthz,readyz,metrics", server_request_hook=observability.redact_token
+    )
     return app
 
 
 def app() -> FastAPI:
-    """Factory for `uvicorn --factory api.main:app`."""
+    """Factory for `uvicorn --factory api.main:app`: JSON logs for everything the process writes."""
+    setup_logging("docket-api")
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        # uvicorn's own handlers print plain text; the request line is logged by RequestContextMiddleware.
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = name != "uvicorn.access"
     return create_app()

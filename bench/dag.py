@@ -51,7 +51,6 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
-from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
@@ -64,9 +63,10 @@ from activities.retrieve.engine import DocumentIndex, sync_index
 from bench.latency import machine_info, median, shown, summary, temporal_binary
 from bench.report import write_section
 from docket import db, ingest
-from docket.contracts import LedgerQueryInput, LedgerQueryResult, Plan, RequestInput, RequestResult
+from docket.contracts import SEARCH_ATTRIBUTES, LedgerQueryInput, LedgerQueryResult, Plan, RequestInput, RequestResult
 from docket.db import TaskResultRow, table_of
 from docket.telemetry import setup_tracing
+from docket.temporal import tracing_plugin
 from worker.main import EAGER_ACTIVITIES, Components, make_worker
 
 log = logging.getLogger("bench.dag")
@@ -640,7 +640,8 @@ async def run(args: argparse.Namespace, client: Client | None = None) -> dict[st
                     env = await WorkflowEnvironment.start_local(
                         dev_server_existing_path=binary,
                         data_converter=pydantic_data_converter,
-                        plugins=[OpenTelemetryPlugin()],
+                        plugins=[tracing_plugin()],
+                        search_attributes=SEARCH_ATTRIBUTES,
                     )
                 client = env.client
                 log.info("Temporal dev server up")

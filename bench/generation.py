@@ -45,6 +45,7 @@ from activities.retrieve.engine import DocumentIndex, sync_index
 from api.main import create_app
 from bench.latency import free_socket, machine_info, summary, temporal_binary
 from docket import db, ingest, local_model, tokens
+from docket.contracts import SEARCH_ATTRIBUTES
 from docket.settings import Settings
 from prompts import registry
 from worker.main import Components, make_worker
@@ -126,7 +127,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             log.info("llama-server up: %s", llama.base_url)
             client = AsyncOpenAI(base_url=llama.base_url, api_key="not-needed", max_retries=0, timeout=120)
             env = await WorkflowEnvironment.start_local(
-                dev_server_existing_path=binary, data_converter=pydantic_data_converter
+                dev_server_existing_path=binary,
+                data_converter=pydantic_data_converter,
+                search_attributes=SEARCH_ATTRIBUTES,
             )
             task_queue = f"docket-bench-{uuid.uuid4().hex[:8]}"
             settings = Settings(

@@ -49,7 +49,6 @@ from sqlalchemy import Engine
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
-from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -70,6 +69,7 @@ from bench.report import write_section
 from bench.shape import SHAPE_WORKFLOW, ShapeWorkflow, noop
 from docket import db, ingest, tokens
 from docket.contracts import (
+    SEARCH_ATTRIBUTES,
     AuditEvent,
     AuthorizationView,
     AuthorizeInput,
@@ -94,6 +94,7 @@ from docket.contracts import (
 )
 from docket.settings import Settings
 from docket.telemetry import setup_tracing
+from docket.temporal import tracing_plugin
 from worker.main import Components, make_worker
 
 log = logging.getLogger("bench.latency")
@@ -1186,7 +1187,8 @@ async def run(args: argparse.Namespace, machine: dict[str, str], binary: str) ->
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=binary,
             data_converter=pydantic_data_converter,
-            plugins=[OpenTelemetryPlugin()],
+            plugins=[tracing_plugin()],
+            search_attributes=SEARCH_ATTRIBUTES,
         )
         server_pids = descendants(os.getpid())
         log.info("Temporal dev server up (pids %s)", server_pids)

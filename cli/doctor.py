@@ -99,8 +99,26 @@ async def run_doctor(settings: Settings) -> int:
     )
 
     api = f"http://{settings.api_host}:{settings.api_port}"
-    ready = await _http_ok(f"{api}/readyz")
-    add("api + worker", ready, api, "start the stack with `docket up` (API and worker)", required=False)
+    api_live = await _http_ok(f"{api}/healthz")
+    ready, why = await _ready(f"{api}/readyz")
+    add(
+        "api",
+        api_live and ready,
+        f"{api}: " + ("ready" if ready else why if api_live else "not answering"),
+        "start the stack with `docket up`; the failing checks above name what the API waits for",
+        required=False,
+    )
+    if settings.worker_http_port:
+        worker = f"http://{settings.worker_http_host}:{settings.worker_http_port}"
+        worker_ready, worker_why = await _ready(f"{worker}/readyz")
+        metrics = await _http_ok(f"{worker}/metrics")
+        add(
+            "worker",
+            worker_ready and metrics,
+            f"{worker}: " + ("ready, /metrics up" if worker_ready and metrics else worker_why),
+            "start the worker (`docket up`, or `python -m worker`); DOCKET_WORKER_HTTP_PORT sets its port",
+            required=False,
+        )
 
     width = max(len(c.name) for c in checks)
     failed = 0
@@ -111,6 +129,23 @@ async def run_doctor(settings: Settings) -> int:
             typer.echo(f"       {'':<{width}}  fix: {c.fix}")
             failed += int(c.required)
     return 1 if failed else 0
+
+
+async def _ready(url: str) -> tuple[bool, str]:
+    """A /readyz answer: ready, or which of its checks failed."""
+    try:
+        async with httpx.AsyncClient(timeout=3) as http:
+            resp = await http.get(url)
+    except httpx.HTTPError:
+        return False, "not answering"
+    if resp.status_code < 400:
+        return True, "ready"
+    try:
+        checks = resp.json().get("checks", {})
+    except ValueError:
+        checks = {}
+    failing = [f"{k}: {v}" for k, v in checks.items() if v != "ok"]
+    return False, "not ready (" + ("; ".join(failing) or f"HTTP {resp.status_code}") + ")"
 
 
 async def _http_ok(url: str, api_key: str = "") -> bool:

@@ -257,6 +257,9 @@ def run_stack(settings: Settings, load_demo: bool = True, local_model: bool = Fa
                     str(ui_port),
                     "--log-level",
                     "warn",
+                    # RequestWorkflow's search attributes (DocketOutcome, …), so the UI and `temporal workflow
+                    # list --query` filter runs by them from the first request on.
+                    *temporal.dev_server_args(),
                 ],
                 logs / "temporal.log",
             )

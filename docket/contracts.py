@@ -13,8 +13,19 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from temporalio.common import SearchAttributeKey
 
 TASK_QUEUE = "docket"
+
+# Custom search attributes of RequestWorkflow runs (Keyword): `temporal workflow list --query
+# "DocketOutcome='denied'"`, and the Temporal UI's filters. Registered at start-up (docket.temporal); never rename
+# one that has run.
+SA_TENANT = SearchAttributeKey.for_keyword("DocketTenant")
+SA_PRINCIPAL = SearchAttributeKey.for_keyword("DocketPrincipal")
+SA_OUTCOME = SearchAttributeKey.for_keyword("DocketOutcome")
+SA_INTENT = SearchAttributeKey.for_keyword("DocketIntent")
+SA_COMPLEXITY = SearchAttributeKey.for_keyword("DocketComplexity")
+SEARCH_ATTRIBUTES = (SA_TENANT, SA_PRINCIPAL, SA_OUTCOME, SA_INTENT, SA_COMPLEXITY)
 
 
 class Contract(BaseModel):
@@ -213,6 +224,8 @@ class AuthorizeResult(Contract):
     # Every entity of the tenant the principal may read at all (entitlements, region); document search excludes
     # documents tagged with any other entity.
     readable_entities: list[str] = Field(default_factory=list)
+    # The action decided on (read, analyze, consolidate, scenario); "" in histories recorded before it was kept.
+    action: str = ""
 
 
 TaskKind = Literal["sum", "total", "difference", "margin_pct", "growth_pct", "trend", "variance"]

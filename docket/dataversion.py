@@ -54,38 +54,49 @@ def data_version(engine: Engine, tenant: str) -> str:
         return refresh_data_version(conn, tenant)
 
 
-def run_cached(
-    engine: Engine,
-    tenant: str,
-    task: DataTask,
-    version: str,
-    compute: Callable[[], LedgerQueryResult],
-) -> LedgerQueryResult:
-    """The task's stored result under (tenant, task id, version), or compute it and store it.
-
-    A task pinned to a version that is no longer the tenant's fails for good: its figures would mix two states
-    of the ledger. Without a version (histories recorded before versions) the task is computed and not stored.
-    """
-    if not version:
-        return compute()
+def _check(engine: Engine, tenant: str, version: str) -> None:
     current = data_version(engine, tenant)
     if current != version:
         raise DataChangedError(
             f"the ledger of {tenant} changed while the request ran (version {version} → {current})",
             hint="ask again: the new request is planned on the current data",
         )
+
+
+def run_cached(
+    engine: Engine,
+    tenant: str,
+    task: DataTask,
+    version: str,
+    compute: Callable[[], LedgerQueryResult],
+    code: int = 1,
+) -> LedgerQueryResult:
+    """The task's stored result under (tenant, task id, version), or compute it and store it.
+
+    A task pinned to a version that is no longer the tenant's fails for good: its figures would mix two states
+    of the ledger. The version is checked before and again after computing (a load commits balances and version
+    together), so a result computed while a load committed is never stored under the old version. `code` is the
+    task code's version (activities/data/engine.py): results of older code are not served. Without a version
+    (histories recorded before versions) the task is computed and not stored.
+    """
+    if not version:
+        return compute()
+    _check(engine, tenant, version)
+    # The stored key: the ledger version and the code version ('<ledger>.c<code>').
+    stored_as = f"{version}.c{code}"
     tr = table_of(TaskResultRow).c
-    key = (tr.tenant == tenant, tr.task_id == task.task_id, tr.data_version == version)
+    key = (tr.tenant == tenant, tr.task_id == task.task_id, tr.data_version == stored_as)
     with engine.begin() as conn:
         stored = conn.execute(select(tr.result).where(*key)).scalar_one_or_none()
         if stored is not None:
             conn.execute(update(table_of(TaskResultRow)).where(*key).values(reuses=tr.reuses + 1, updated_at=utcnow()))
             return LedgerQueryResult.model_validate_json(stored).model_copy(update={"reused": True})
     result = compute()
+    _check(engine, tenant, version)
     row: dict[str, Any] = {
         "tenant": tenant,
         "task_id": task.task_id,
-        "data_version": version,
+        "data_version": stored_as,
         "kind": task.kind,
         "result": result.model_dump_json(exclude={"reused"}),
         "computations": 1,

@@ -284,7 +284,8 @@ class TaskResultRow(SQLModel, table=True):
     """A data task's result, stored under (tenant, task id, data version) so retried and resumed runs reuse it.
 
     `computations` counts how often the task was really computed under this key (1 unless two runs raced);
-    `reuses` how often a stored result was served instead.
+    `reuses` how often a stored result was served instead. `data_version` holds the ledger version and the task
+    code's version ('<ledger>.c<code>'): results of older task code are computed afresh.
     """
 
     __tablename__ = "task_results"

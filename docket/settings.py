@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     namespace_ui_url: str = "http://localhost:8233"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # The worker's own HTTP port: /healthz, /readyz and /metrics (0: none). In a container bind 0.0.0.0.
+    worker_http_host: str = "127.0.0.1"
+    worker_http_port: int = Field(default=9464, ge=0, le=65535)
+    # Where the worker's Temporal SDK serves its Prometheus metrics (loopback only; /metrics on the worker's port
+    # includes them). 0: no SDK metrics.
+    temporal_metrics_port: int = Field(default=9465, ge=0, le=65535)
     public_url: str = ""
     jwt_secret: str = PLACEHOLDER_JWT_SECRET
     jwt_ttl_seconds: int = 8 * 3600

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError
 
+from docket.contracts import SEARCH_ATTRIBUTES
+from docket.errors import DocketError
 from docket.telemetry import setup_tracing
 
 DEFAULT_ADDRESS = "localhost:7233"
@@ -27,15 +33,68 @@ def namespace() -> str:
     return str(connect_config().get("namespace") or "default")
 
 
-async def connect() -> Client:
+def tracing_plugin() -> OpenTelemetryPlugin:
+    """Temporal's OpenTelemetry plugin with its own spans (StartWorkflow, RunWorkflow, StartActivity,
+    RunActivity…), so a request's trace shows the workflow and every activity between the HTTP call and the model
+    call. Replay-safe: a replayed workflow task creates no span (tests/integration/test_observability.py)."""
+    return OpenTelemetryPlugin(add_temporal_spans=True)
+
+
+async def connect(runtime: Runtime | None = None) -> Client:
     """Connect with the pydantic data converter and the OpenTelemetry plugin, as every Docket process must."""
     setup_tracing()
     config = connect_config()
     return await Client.connect(
         **config,  # type: ignore[arg-type]
         data_converter=pydantic_data_converter,
-        plugins=[OpenTelemetryPlugin()],
+        plugins=[tracing_plugin()],
+        runtime=runtime,
     )
+
+
+def metrics_runtime(port: int) -> Runtime:
+    """A Temporal runtime whose SDK metrics (temporal_*: task slots, poll and schedule latencies, failures) are
+    served for Prometheus on 127.0.0.1:port; the worker's /metrics includes them."""
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{port}")))
+
+
+def dev_server_args() -> list[str]:
+    """`temporal server start-dev` flags that register Docket's search attributes with the server."""
+    return [arg for key in SEARCH_ATTRIBUTES for arg in ("--search-attribute", f"{key.name}=Keyword")]
+
+
+class SearchAttributesMissingError(DocketError):
+    type = "SearchAttributesMissing"
+
+
+async def ensure_search_attributes(client: Client) -> list[str]:
+    """Register Docket's search attributes in the client's namespace if missing; the names it added.
+
+    RequestWorkflow upserts them, and an upsert of an unregistered attribute fails the run's workflow tasks, so a
+    worker must not start without them. Where the worker may not register them (Temporal Cloud: the namespace's
+    admin does), it stops with the command that does.
+    """
+    ns = client.namespace
+    listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=ns))
+    present = set(listed.custom_attributes) | set(listed.system_attributes)
+    missing = [k.name for k in SEARCH_ATTRIBUTES if k.name not in present]
+    if not missing:
+        return []
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=ns,
+                search_attributes=dict.fromkeys(missing, IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD),
+            )
+        )
+    except RPCError as exc:
+        names = " ".join(f"--name {n}" for n in missing)
+        raise SearchAttributesMissingError(
+            f"search attributes {missing} are not registered in namespace {ns!r} and could not be added: {exc.message}",
+            hint=f"temporal operator search-attribute create --namespace {ns} {names} --type Keyword "
+            "(on Temporal Cloud: tcld namespace search-attributes add, or the Cloud UI)",
+        ) from exc
+    return missing
 
 
 def ui_link(ui_base: str, workflow_id: str, ns: str = "default") -> str:

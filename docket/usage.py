@@ -586,3 +586,23 @@ def clear_budget(engine: Engine, tenant: str, principal_id: str = TENANT_ROW) ->
             delete(b).where(b.c.tenant == tenant, b.c.principal_id == principal_id).returning(b.c.tenant)
         ).all()
     return bool(gone)
+
+
+def budget_ratios(engine: Engine, settings: Settings, now: datetime | None = None) -> list[tuple[str, str, str, float]]:
+    """(tenant, scope, limit, used/limit) for every bounded daily limit with use today: the tenant's own, and
+    each principal who spent anything today (their own limit). Scope is "tenant" or the principal id."""
+    day = _utc(now).date()
+    with engine.connect() as conn:
+        tenants = [str(t) for t in conn.execute(select(table_of(Tenant).c.id)).scalars()]
+    out: list[tuple[str, str, str, float]] = []
+    for tenant in tenants:
+        whole = usage_summary(engine, settings, tenant, None, day)
+        views = [("tenant", whole)] + [
+            (p.principal_id, usage_summary(engine, settings, tenant, p.principal_id, day)) for p in whole.by_principal
+        ]
+        for scope, view in views:
+            if view.limit.daily_tokens:
+                out.append((tenant, scope, "tokens", round(view.total_tokens / view.limit.daily_tokens, 6)))
+            if view.limit.daily_cost_usd:
+                out.append((tenant, scope, "cost", round(view.cost_usd / view.limit.daily_cost_usd, 6)))
+    return out

@@ -15,7 +15,6 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 from temporalio.client import Client
-from temporalio.contrib.opentelemetry import OpenTelemetryPlugin
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -23,8 +22,10 @@ from activities.classify.model import IntentModel
 from activities.llm.engine import Generator, TemplateGenerator
 from activities.retrieve.engine import DocumentIndex, sync_index
 from docket import db, ingest, tokens
+from docket.contracts import SEARCH_ATTRIBUTES
 from docket.settings import Settings
 from docket.telemetry import setup_tracing
+from docket.temporal import tracing_plugin
 from tests.support.stub_openai import StubOpenAI
 from worker.main import Components, make_worker
 
@@ -87,7 +88,8 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         data_converter=pydantic_data_converter,
-        plugins=[OpenTelemetryPlugin()],
+        plugins=[tracing_plugin()],
+        search_attributes=SEARCH_ATTRIBUTES,
     )
     try:
         yield env
@@ -120,6 +122,7 @@ async def start_stack(
     engine: Engine,
     tmp: Path,
     generator: Generator | None = None,
+    worker_options: dict[str, Any] | None = None,
     **settings_overrides: Any,
 ) -> AsyncIterator[Stack]:
     """Worker + API on their own task queue (template generator unless one is given)."""
@@ -136,7 +139,7 @@ async def start_stack(
         intent_model=IntentModel.load(),
         settings=settings,
     )
-    worker = make_worker(env.client, task_queue, components.activities())
+    worker = make_worker(env.client, task_queue, components.activities(), **(worker_options or {}))
     app = create_app(settings, engine=engine, client=env.client)
     async with worker, app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

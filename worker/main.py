@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import uvicorn
 from openai import AsyncOpenAI
 from sqlalchemy import Engine, select
 from temporalio.client import Client
@@ -30,8 +31,11 @@ from activities.retrieve.activity import RetrieveActivities
 from activities.retrieve.embed import build_embedder
 from activities.retrieve.engine import DocumentIndex, sync_index
 from docket import db, policies, temporal, usage
+from docket.errors import DocketError
+from docket.logs import setup_logging
 from docket.settings import Settings, load_settings
 from prompts import registry
+from worker.observability import ActivityLogContext, WorkerHealth, http_app
 from workflows.ingest import IndexWorkflow, IngestWorkflow
 from workflows.request import RequestWorkflow
 
@@ -174,6 +178,7 @@ EAGER_ACTIVITIES = 16
 
 def make_worker(client: Client, task_queue: str, activities: Sequence[Any], **kwargs: Any) -> Worker:
     kwargs.setdefault("max_eager_activity_reservations_per_workflow_task", EAGER_ACTIVITIES)
+    kwargs.setdefault("interceptors", [ActivityLogContext()])
     return Worker(
         client,
         task_queue=task_queue,
@@ -187,21 +192,49 @@ async def run(settings: Settings | None = None) -> None:
     settings = settings or load_settings()
     settings.check_production()
     components = build_components(settings)
-    client = await temporal.connect()
+    runtime = temporal.metrics_runtime(settings.temporal_metrics_port) if settings.temporal_metrics_port else None
+    client = await temporal.connect(runtime)
+    added = await temporal.ensure_search_attributes(client)
+    if added:
+        log.info("registered search attributes %s in namespace %r", added, client.namespace)
     worker = make_worker(client, settings.task_queue, components.activities())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    health = WorkerHealth(components.engine, client, settings)
+    server: uvicorn.Server | None = None
+    serving: asyncio.Task[None] | None = None
+    if settings.worker_http_port:
+        server = uvicorn.Server(
+            uvicorn.Config(
+                http_app(health),
+                host=settings.worker_http_host,
+                port=settings.worker_http_port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+        )
+        serving = asyncio.create_task(server.serve())
     log.info("worker polling task queue %r at %s", settings.task_queue, temporal.address())
     async with worker:
+        health.polling.set()
         await stop.wait()
+    if server is not None and serving is not None:
+        server.should_exit = True
+        await serving
     components.index.close()
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run())
+    setup_logging("docket-worker")
+    try:
+        asyncio.run(run())
+    except DocketError as exc:
+        # A start-up problem a person fixes (settings, search attributes): the cause and the fix, no traceback.
+        log.error("%s%s", exc.message, f" (fix: {exc.hint})" if exc.hint else "")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

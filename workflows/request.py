@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -20,6 +21,11 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities import names
     from docket.contracts import (
+        SA_COMPLEXITY,
+        SA_INTENT,
+        SA_OUTCOME,
+        SA_PRINCIPAL,
+        SA_TENANT,
         STREAM_TOPIC,
         AuditEvent,
         AuthorizationView,
@@ -69,6 +75,7 @@ IO_RETRY = RetryPolicy(
 # workflow.patched ids: each marks a change to the command sequence; old histories keep replaying the old branch.
 PATCH_CONCURRENT_RETRIEVAL = "gather-retrieval-concurrently"
 PATCH_RECORD_FAILURES = "record-stage-failures"
+PATCH_SEARCH_ATTRIBUTES = "search-attributes"
 
 
 async def _no_retrieval() -> RetrieveResult:
@@ -101,7 +108,11 @@ def _facts_of(plan: Plan, results: dict[str, LedgerQueryResult]) -> list[Fact]:
         r = results[t.task_id]
         if t.kind == "sum" and r.fact is not None:
             out.append(r.fact)
-    return out
+    # The same figure reached twice (a shocked operand of two scenario metrics) is one fact.
+    unique: dict[str, Fact] = {}
+    for f in out:
+        unique.setdefault(f.label, f)
+    return list(unique.values())
 
 
 def _clarify(c: ClassifyResult, missing: list[MissingData]) -> list[str]:
@@ -282,8 +293,10 @@ class RequestWorkflow:
             # Rules and the model take milliseconds; the LLM layer, for the rare ambiguous request, may take long.
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=FAST_RETRY,
+            summary="understand the question: intent, complexity, slots",
         )
         base.classification = _view(cls)
+        self._index(req, cls)
         audit(
             Stage.CLASSIFY,
             cls.intent.value,
@@ -330,6 +343,7 @@ class RequestWorkflow:
             result_type=Plan,
             start_to_close_timeout=FAST,
             retry_policy=FAST_RETRY,
+            summary="plan the data tasks and the document search",
         )
         audit(
             Stage.PLAN,
@@ -414,6 +428,7 @@ class RequestWorkflow:
             # noticed in seconds, not after the whole start-to-close timeout.
             heartbeat_timeout=timedelta(seconds=15),
             retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1)),
+            summary=f"word the answer from {len(facts)} facts and {len(retrieved.passages)} passages",
         )
         events.append(
             AuditEvent(
@@ -446,6 +461,7 @@ class RequestWorkflow:
             result_type=ScoreResult,
             start_to_close_timeout=FAST,
             retry_policy=FAST_RETRY,
+            summary="score confidence and choose the response type",
         )
         audit(Stage.SCORE, scored.outcome.value, score=scored.confidence.score)
 
@@ -489,7 +505,7 @@ class RequestWorkflow:
         results: dict[str, LedgerQueryResult] = {}
         order = {t.task_id: i for i, t in enumerate(plan.tasks)}
         waiting = list(plan.tasks)
-        running: dict[asyncio.Task[LedgerQueryResult], DataTask] = {}
+        running: dict[asyncio.Task[Any], DataTask] = {}
 
         def launch() -> None:
             for t in [t for t in waiting if all(d in results for d in t.depends_on)]:
@@ -498,9 +514,18 @@ class RequestWorkflow:
 
         launch()
         search = asyncio.create_task(self._retrieve(plan.retrieval) if plan.retrieval is not None else _no_retrieval())
-        while running:
-            done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
-            for fut in sorted(done, key=lambda f: order[running[f].task_id]):
+        while running or not search.done():
+            # The search is waited on with the tasks: a search that fails for good fails the stage at once, as the
+            # gather stage always did (histories where it failed while sums ran replay the same commands).
+            pending: list[asyncio.Task[Any]] = [*running, *([] if search.done() else [search])]
+            done, _ = await workflow.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if search in done:
+                failure = search.exception()
+                if isinstance(failure, ActivityError):
+                    raise _TaskFailedError(None, failure, failure.activity_type or names.RETRIEVE) from failure
+                if failure is not None:
+                    raise failure
+            for fut in sorted((f for f in done if f is not search), key=lambda f: order[running[f].task_id]):
                 task = running.pop(fut)
                 try:
                     results[task.task_id] = fut.result()
@@ -510,11 +535,7 @@ class RequestWorkflow:
         if waiting:
             # Only a planner bug leaves tasks whose operands never come: fail the stage, naming them.
             raise _TaskFailedError(waiting[0], ApplicationError("an operand of this task is not in the plan"))
-        try:
-            retrieved = await search
-        except ActivityError as err:
-            raise _TaskFailedError(None, err, err.activity_type or names.RETRIEVE) from err
-        return results, retrieved
+        return results, search.result()
 
     async def _run_task(
         self, req: RequestInput, plan: Plan, task: DataTask, results: dict[str, LedgerQueryResult]
@@ -554,6 +575,7 @@ class RequestWorkflow:
             result_type=RetrieveResult,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=IO_RETRY,
+            summary=f"search documents ({len(query.entities)} entities, clearance {query.max_clearance})",
         )
         return found
 
@@ -570,6 +592,7 @@ class RequestWorkflow:
             result_type=AuthorizeResult,
             start_to_close_timeout=FAST,
             retry_policy=FAST_RETRY,
+            summary=f"authorize {required_action(cls).value} for {req.principal_id}",
         )
         base.authorization = AuthorizationView(
             allowed=authz.allowed,
@@ -625,10 +648,29 @@ class RequestWorkflow:
         corrected = [k for k in ("intent", "complexity", "entities", "periods") if getattr(confirmation, k)]
         audit(Stage.CONFIRM, "corrected" if corrected else "accepted", corrected=corrected)
         base.classification = _view(confirmed)
+        if corrected and workflow.patched(PATCH_SEARCH_ATTRIBUTES):
+            workflow.upsert_search_attributes(
+                [SA_INTENT.value_set(confirmed.intent.value), SA_COMPLEXITY.value_set(confirmed.complexity.value)]
+            )
         self._pending = None
         return confirmed
 
+    def _index(self, req: RequestInput, cls: ClassifyResult) -> None:
+        """Search attributes of the run (who asked, what was understood): filters in the Temporal UI and
+        `temporal workflow list --query`. Runs recorded before the patch never upserted them."""
+        if workflow.patched(PATCH_SEARCH_ATTRIBUTES):
+            workflow.upsert_search_attributes(
+                [
+                    SA_TENANT.value_set(req.tenant),
+                    SA_PRINCIPAL.value_set(req.principal_id),
+                    SA_INTENT.value_set(cls.intent.value),
+                    SA_COMPLEXITY.value_set(cls.complexity.value),
+                ]
+            )
+
     async def _finish(self, wid: str, result: RequestResult, events: list[AuditEvent]) -> RequestResult:
+        if workflow.patched(PATCH_SEARCH_ATTRIBUTES):
+            workflow.upsert_search_attributes([SA_OUTCOME.value_set(result.outcome.value)])
         # 7 record: the record stage's own audit row is written in the same idempotent transaction.
         self._enter(Stage.RECORD)
         events.append(
@@ -647,6 +689,7 @@ class RequestWorkflow:
             result_type=RecordResult,
             start_to_close_timeout=timedelta(seconds=15),
             retry_policy=IO_RETRY,
+            summary=f"record the {result.outcome.value} result and {len(events)} audit events",
         )
         self._enter(Stage.DONE)
         result.timings = dict(self._timings)

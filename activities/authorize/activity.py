@@ -8,6 +8,7 @@ from temporalio import activity
 from activities import names
 from activities.authorize.engine import Authorizer, PolicySet, load_builtin_policies, parse_policies
 from activities.errors import run_engine
+from activities.trace import annotate
 from docket import policies
 from docket.catalog import load_catalog, load_principal
 from docket.contracts import AuthorizeInput, AuthorizeResult
@@ -48,4 +49,15 @@ class AuthorizeActivities:
     @activity.defn(name=names.AUTHORIZE)
     async def authorize_request(self, data: AuthorizeInput) -> AuthorizeResult:
         """Decide whether the principal may have this request answered, and what to mask."""
-        return await run_engine(self._authorize, data)
+        result = await run_engine(self._authorize, data)
+        annotate(
+            **{
+                "docket.policy_version": result.policy_version,
+                "docket.decision": "allowed" if result.allowed else "denied",
+                "docket.action": data.action.value,
+                "docket.policies": result.policies,
+                "docket.masked_count": len(result.masked),
+                "docket.decisions": result.decisions,
+            }
+        )
+        return result

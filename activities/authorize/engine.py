@@ -20,6 +20,7 @@ from docket.catalog import Catalog
 from docket.contracts import Action, AuthorizeResult, ClassifyResult, MaskedComponent
 from docket.db import Principal
 from docket.ingest import CLEARANCES
+from docket.periods import months_read
 
 BUILTIN_POLICIES = Path(__file__).with_name("policies.cedar")
 # Order in which denials are explained: the most specific rule first, the catch-all entitlement rule last.
@@ -116,7 +117,8 @@ class Authorizer:
         self, principal: Principal, catalog: Catalog, action: Action, classification: ClassifyResult
     ) -> AuthorizeResult:
         slots = classification.slots
-        months = sorted({m for p in slots.periods for m in p.months})
+        # Every month the plan will read, comparison periods and trend windows included (docket/periods.py).
+        months = months_read(classification)
         entities = [e for e in slots.entities if e in catalog.entities]
         accounts = catalog.request_accounts(slots.accounts, slots.derived, [s.account for s in slots.shocks])
         # Masking candidates: payroll parts inside a requested non-payroll total (POL-008).
@@ -187,6 +189,7 @@ class Authorizer:
             )
             if res.allowed:
                 return AuthorizeResult(
+                    action=action.value,
                     allowed=True,
                     policies=ids,
                     allowed_entities=[],
@@ -197,6 +200,7 @@ class Authorizer:
                 )
             ids = ids or ["POL-DEFAULT-DENY"]
             return AuthorizeResult(
+                action=action.value,
                 allowed=False,
                 policies=ids,
                 reasons=[self._explain(pid, set(), principal, catalog, action) for pid in ids],
@@ -247,6 +251,7 @@ class Authorizer:
             if allowed_entities and len(allowed_entities) < len(entities):
                 reasons.append("You may ask about " + ", ".join(allowed_entities) + " instead.")
             return AuthorizeResult(
+                action=action.value,
                 allowed=False,
                 needs_confirmation=all_confirmable,
                 policies=ordered,
@@ -260,6 +265,7 @@ class Authorizer:
         policies = sorted(permitted_by) + (["POL-008"] if masked else [])
         reasons = [m.reason for m in masked.values()]
         return AuthorizeResult(
+            action=action.value,
             allowed=True,
             policies=policies,
             reasons=reasons,

@@ -9,6 +9,7 @@ from activities import names
 from activities.classify.hybrid import HybridClassifier, LLMLayer, Thresholds
 from activities.classify.model import IntentModel
 from activities.errors import to_application_error
+from activities.trace import annotate
 from docket.catalog import Catalog, load_catalog
 from docket.contracts import ClassifyInput, ClassifyResult
 from docket.errors import CatalogEmptyError, DocketError
@@ -42,6 +43,16 @@ class ClassifyActivities:
         try:
             catalog = self._catalog(data.tenant)
             hybrid = HybridClassifier(catalog, self.model, self.llm, self.thresholds)
-            return await hybrid.classify(data.question, data.as_of)
+            result = await hybrid.classify(data.question, data.as_of)
+            annotate(
+                **{
+                    "docket.intent": result.intent.value,
+                    "docket.complexity": result.complexity.value,
+                    "docket.classification_method": result.method,
+                    "docket.classification_confidence": result.confidence,
+                    "docket.needs_confirmation": result.needs_confirmation,
+                }
+            )
+            return result
         except DocketError as exc:
             raise to_application_error(exc) from exc

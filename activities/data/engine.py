@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from collections import Counter
+from fractions import Fraction
 
 from sqlalchemy import Engine, and_, func, select
 
@@ -62,20 +63,36 @@ def run_task(engine: Engine, catalog: Catalog, task: DataTask) -> LedgerQueryRes
 # ---------------------------------------------------------------- compute tasks (pure, over operand results)
 
 # A trend whose fitted slope moves less than this share of the series' mean per period is flat.
-FLAT_SLOPE = 0.005
+FLAT_SLOPE = Fraction(1, 200)
 # How many contributors a variance names.
 TOP_CONTRIBUTORS = 3
+# Bump when what a compute task returns changes (arithmetic, labels, facts): results stored by older code are then
+# computed afresh instead of served (docket/dataversion.py keys them by this too).
+TASK_CODE_VERSION = 2
 
 
-def pct(value: float) -> float:
-    """Percentages are reported to one decimal (half away from zero, as people round)."""
-    q = Decimal(repr(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
-    return float(q)
+def _exact(value: float | int) -> Fraction:
+    """A figure as an exact number: money is integral, percentages carry one decimal ("57.2" is 572/10)."""
+    return Fraction(str(value)) if isinstance(value, float) else Fraction(value)
 
 
-def whole(value: float) -> int:
+def _half_away(value: Fraction, places: int) -> Fraction:
+    scale = Fraction(10) ** places
+    magnitude = abs(value) * scale
+    units = magnitude.numerator // magnitude.denominator
+    if magnitude - units >= Fraction(1, 2):
+        units += 1
+    return Fraction(units if value >= 0 else -units) / scale
+
+
+def pct(value: Fraction) -> float:
+    """Percentages (and points) to one decimal, half away from zero, computed exactly: 0.45 % stays 0.5 %."""
+    return float(_half_away(value, 1))
+
+
+def whole(value: Fraction) -> int:
     """Money to the unit, half away from zero (Python's round() rounds halves to even)."""
-    return int(Decimal(repr(value)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return int(_half_away(value, 0))
 
 
 def _fact(
@@ -95,22 +112,39 @@ def _fact(
     )
 
 
-def _operand_values(task: DataTask, inputs: list[LedgerQueryResult]) -> tuple[list[float], list[Fact]]:
-    """Operand values with the task's shocks applied, and a fact per shocked operand ("scenario cogs …")."""
+def _gaps(r: LedgerQueryResult) -> Counter[str]:
+    """How many months each entity lacks in an operand: two totals compare only when these are equal."""
+    return Counter(m.entity for m in r.missing)
+
+
+def _unlike(a: LedgerQueryResult, b: LedgerQueryResult) -> str:
+    """Why two totals are not like for like (their missing cells differ), or ""."""
+    if _gaps(a) == _gaps(b):
+        return ""
+    left = ", ".join(m.key for m in a.missing) or "nothing"
+    right = ", ".join(m.key for m in b.missing) or "nothing"
+    return f"the totals do not cover the same entities and months (missing {left} against {right})"
+
+
+def _operand_values(task: DataTask, inputs: list[LedgerQueryResult]) -> tuple[list[Fraction], list[Fact]]:
+    """Operand values with the task's shocks applied, and a fact per shocked operand ("scenario cogs …") when the
+    task's own figure is something else (a shocked margin)."""
     # The last len(shocks) inputs are the shocks' components (the planner's convention), the rest the operands.
     n = len(inputs) - len(task.shocks)
-    values = [float(r.fact.value) if r.fact is not None else 0.0 for r in inputs[:n]]
+    values = [_exact(r.fact.value) if r.fact is not None else Fraction(0) for r in inputs[:n]]
     shocked: dict[int, list[str]] = {}
     for shock, comp in zip(task.shocks, inputs[n:], strict=True):
         component = comp.fact
         if comp.task_id != shock.component or component is None:
             raise InvalidTaskError(f"task {task.task_id}: shock component {shock.component} is not operand {n}")
-        values[shock.operand] += float(component.value) * shock.change_pct / 100
+        values[shock.operand] += _exact(component.value) * _exact(shock.change_pct) / 100
         shocked.setdefault(shock.operand, []).append(f"{shock.label} {shock.change_pct:+g}%")
     extra: list[Fact] = []
     for i, changes in shocked.items():
         base = inputs[i].fact
         assert base is not None
+        if task.kind == "total":
+            continue  # the task's own figure is the shocked total
         metric = base.label.removesuffix(f" {base.entity} {base.period}")
         extra.append(
             Fact(
@@ -129,119 +163,178 @@ def _operand_values(task: DataTask, inputs: list[LedgerQueryResult]) -> tuple[li
 
 
 def compute(task: DataTask, inputs: list[LedgerQueryResult]) -> LedgerQueryResult:
-    """A compute task's figure from its operands' results (in depends_on order); no I/O, no clock."""
+    """A compute task's figure from its operands' results (in depends_on order); no I/O, no clock.
+
+    Arithmetic is exact (fractions) and rounded once, at the end. Two totals are compared (growth, change,
+    variance) only like for like: when their missing cells differ, the figure is unavailable, except a variance
+    over entities, which is then taken over the entities with data in both periods.
+    """
     if [r.task_id for r in inputs] != task.depends_on:
         raise InvalidTaskError(f"task {task.task_id}: operands {[r.task_id for r in inputs]} != {task.depends_on}")
-    # A variance needs its two totals (a contributor without data is left out of the ranking); a trend needs two
-    # points (a month without data is a gap in the series); every other kind needs every operand.
-    required = inputs[:2] if task.kind == "variance" else [] if task.kind == "trend" else inputs
+    what = f"{task.metric} {task.entity_label} {task.period.label}"
+    if task.kind == "trend":
+        return _trend(task, inputs, what)
+    # A variance needs its two totals (a contributor without data is left out of the ranking); every other kind
+    # needs every operand.
+    required = inputs[:2] if task.kind == "variance" else inputs
     empty = [r for r in required if r.fact is None]
-    if task.kind == "trend" and sum(r.fact is not None for r in inputs) < 2:
-        empty = [r for r in inputs if r.fact is None]
     if empty:
         names = sorted({r.unavailable or "no ledger rows" for r in empty})
         return LedgerQueryResult(
             task_id=task.task_id,
-            unavailable=f"{task.metric} {task.entity_label} {task.period.label} could not be computed: an operand "
-            f"has no figure ({'; '.join(names)})",
+            unavailable=f"{what} could not be computed: an operand has no figure ({'; '.join(names)})",
         )
     values, extra = _operand_values(task, inputs)
     labels = [r.fact.label for r in inputs if r.fact is not None]
     result = LedgerQueryResult(task_id=task.task_id, facts=extra)
     if task.kind == "total":
-        result.fact = _fact(task, whole(sum(values)), "sum of " + ", ".join(labels))
+        result.fact = _fact(task, whole(sum(values, Fraction(0))), "sum of " + ", ".join(labels))
     elif task.kind == "difference":
+        unlike = _unlike(inputs[0], inputs[1])
+        if unlike:
+            result.unavailable = f"{what} could not be computed: {unlike}"
+            return result
         a, b = values
         # A change in points is read at the precision of the percentages it compares.
         change = pct(a - b) if task.unit in ("pp", "%") else whole(a - b)
         result.fact = _fact(task, change, f"{labels[0]} - {labels[1]}")
-    elif task.kind in ("margin_pct", "growth_pct"):
-        a, b = values
-        denominator = a if task.kind == "margin_pct" else b
-        if denominator == 0:
-            result.unavailable = f"{task.metric} {task.entity_label} {task.period.label}: the denominator is zero"
+    elif task.kind == "margin_pct":
+        revenue, costs = values
+        if revenue == 0:
+            result.unavailable = f"{what} could not be computed: the revenue it divides by is zero"
             return result
-        formula = f"({labels[0]} - {labels[1]}) / {labels[0 if task.kind == 'margin_pct' else 1]} * 100"
-        result.fact = _fact(task, pct((a - b) / denominator * 100), formula)
-    elif task.kind == "trend":
-        result.fact, more = _trend(task, inputs)
-        result.facts.extend(more)
+        result.fact = _fact(
+            task, pct((revenue - costs) / revenue * 100), f"({labels[0]} - {labels[1]}) / {labels[0]} * 100"
+        )
+    elif task.kind == "growth_pct":
+        current, prior = values
+        unlike = _unlike(inputs[0], inputs[1])
+        if unlike or prior == 0:
+            result.unavailable = f"{what} could not be computed: " + (unlike or "the prior figure is zero")
+            return result
+        # Against the size of the prior figure: from -396,067 to +1,185,677 is growth, not a negative rate.
+        result.fact = _fact(
+            task, pct((current - prior) / abs(prior) * 100), f"({labels[0]} - {labels[1]}) / |{labels[1]}| * 100"
+        )
     elif task.kind == "variance":
-        result.fact, more = _variance(task, values, inputs)
+        result.fact, more, why = _variance(task, values, inputs)
         result.facts.extend(more)
+        if result.fact is None:
+            result.unavailable = f"{what} could not be computed: {why}"
     else:
         raise InvalidTaskError(f"task {task.task_id}: kind {task.kind!r} is not a compute task")
     return result
 
 
-def _trend(task: DataTask, inputs: list[LedgerQueryResult]) -> tuple[Fact, list[Fact]]:
-    """Least-squares slope per period through the series (a period without data is a gap, not a zero); the
-    direction from the slope relative to the mean."""
-    points = [(x, float(r.fact.value), r.fact.label) for x, r in enumerate(inputs) if r.fact is not None]
+def _trend(task: DataTask, inputs: list[LedgerQueryResult], what: str) -> LedgerQueryResult:
+    """Least-squares slope per period through the complete points of the series. A month with missing cells is a
+    gap, not a point: a total short of an entity is not comparable with its neighbours. Margins move in points."""
+    points = [
+        (x, _exact(r.fact.value), r.fact.label) for x, r in enumerate(inputs) if r.fact is not None and not r.missing
+    ]
     n = len(points)
-    mx = sum(x for x, _, _ in points) / n
-    my = sum(y for _, y, _ in points) / n
-    slope = sum((x - mx) * (y - my) for x, y, _ in points) / sum((x - mx) ** 2 for x, _, _ in points)
+    if n < 2:
+        return LedgerQueryResult(
+            task_id=task.task_id,
+            unavailable=f"{what} could not be computed: fewer than two periods with complete data",
+        )
+    mx = Fraction(sum(x for x, _, _ in points), n)
+    my = sum((y for _, y, _ in points), Fraction(0)) / n
+    slope = sum(((x - mx) * (y - my) for x, y, _ in points), Fraction(0)) / sum(
+        ((x - mx) ** 2 for x, _, _ in points), Fraction(0)
+    )
     direction = "flat" if my == 0 or abs(slope) < FLAT_SLOPE * abs(my) else "up" if slope > 0 else "down"
     gaps = len(inputs) - n
     source = f"least-squares slope over {n} periods: {points[0][2]} ... {points[-1][2]}" + (
-        f" ({gaps} without data left out)" if gaps else ""
+        f" ({gaps} without complete data left out)" if gaps else ""
     )
-    trend = _fact(task, whole(slope), source, detail=direction)
-    more: list[Fact] = []
+    points_unit = task.unit.startswith("pp")
+    trend = _fact(task, pct(slope) if points_unit else whole(slope), source, detail=direction)
+    result = LedgerQueryResult(task_id=task.task_id, fact=trend)
     first, last = points[0], points[-1]
-    if first[1] != 0:
-        metric = task.metric.removesuffix(" trend slope")
-        more.append(
+    metric = task.metric.removesuffix(" trend slope")
+    label_end = f"{task.entity_label} {task.period.label}"
+    if points_unit:
+        result.facts.append(
+            _fact(
+                task,
+                pct(last[1] - first[1]),
+                f"{last[2]} - {first[2]}",
+                label=f"{metric} change {label_end}",
+                unit="pp",
+                detail=f"first to last of {n} periods",
+            )
+        )
+    elif first[1] != 0:
+        result.facts.append(
             _fact(
                 task,
                 pct((last[1] - first[1]) / abs(first[1]) * 100),
-                f"({last[2]} - {first[2]}) / {first[2]} * 100",
-                label=f"{metric} change pct {task.entity_label} {task.period.label}",
+                f"({last[2]} - {first[2]}) / |{first[2]}| * 100",
+                label=f"{metric} change pct {label_end}",
                 unit="%",
                 detail=f"first to last of {n} periods",
             )
         )
-    return trend, more
+    return result
 
 
-def _variance(task: DataTask, values: list[float], inputs: list[LedgerQueryResult]) -> tuple[Fact, list[Fact]]:
-    """The change a - b, its percentage, and the largest contributors among the (current, prior) pairs after it."""
-    current, prior = values[0], values[1]
-    delta = whole(current - prior)
+def _variance(
+    task: DataTask, values: list[Fraction], inputs: list[LedgerQueryResult]
+) -> tuple[Fact | None, list[Fact], str]:
+    """The change a - b, its percentage, and the largest contributors among the (current, prior) pairs after it.
+
+    Totals that are not like for like (an entity missing from one period) are replaced by the sum over the
+    contributors with data in both periods, when the contributors are entities; otherwise there is no figure.
+    """
     first, second = inputs[0].fact, inputs[1].fact
     assert first is not None and second is not None
+    pairs: list[tuple[Fraction, Fraction, Fact, Fact]] = []
+    unranked: list[str] = []
+    for cur_r, prior_r in zip(inputs[2::2], inputs[3::2], strict=True):
+        cur, pri = cur_r.fact, prior_r.fact
+        if cur is None or pri is None or _unlike(cur_r, prior_r):
+            missing = [*cur_r.missing, *prior_r.missing]
+            unranked.append(missing[0].entity if missing else cur_r.task_id)
+            continue
+        pairs.append((_exact(cur.value), _exact(pri.value), cur, pri))
+    current, prior = values[0], values[1]
+    detail = ""
+    unlike = _unlike(inputs[0], inputs[1])
+    if unlike:
+        by_entity = bool(pairs) and all(c.entity != task.entity_label for _, _, c, _ in pairs)
+        if not by_entity:
+            return None, [], unlike
+        current = sum((c for c, _, _, _ in pairs), Fraction(0))
+        prior = sum((p for _, p, _, _ in pairs), Fraction(0))
+        detail = f"like for like: the entities with data in both periods, without {', '.join(sorted(set(unranked)))}"
+    elif unranked:
+        detail = f"not ranked, no data in one of the periods: {', '.join(sorted(set(unranked)))}"
     where = f"vs {task.basis} {task.entity_label} {task.period.label}"
-    fact = _fact(task, delta, f"{first.label} - {second.label}", label=f"{task.metric} variance {where}")
+    delta = current - prior
+    source = f"{first.label} - {second.label}" if not unlike else "sum over the contributors of (current - prior)"
+    fact = _fact(task, whole(delta), source, label=f"{task.metric} variance {where}", detail=detail)
     more: list[Fact] = []
     if prior != 0:
         more.append(
             _fact(
                 task,
-                pct((current - prior) / abs(prior) * 100),
-                f"({first.label} - {second.label}) / {second.label} * 100",
+                pct(delta / abs(prior) * 100),
+                f"variance / |{second.label}| * 100",
                 label=f"{task.metric} variance pct {where}",
                 unit="%",
             )
         )
-    pairs: list[tuple[int, Fact, Fact]] = []
-    unranked: list[str] = []
-    for cur_r, prior_r in zip(inputs[2::2], inputs[3::2], strict=True):
-        cur, pri = cur_r.fact, prior_r.fact
-        if cur is None or pri is None:
-            known = cur or pri
-            unranked.append(known.entity if known and known.entity != task.entity_label else cur_r.task_id)
-            continue
-        pairs.append((whole(float(cur.value) - float(pri.value)), cur, pri))
     # Largest movements first, whatever their sign; ties in the order the plan lists them.
-    ranked = sorted(pairs, key=lambda p: -abs(p[0]))[:TOP_CONTRIBUTORS]
-    for rank, (change, cur, pri) in enumerate(ranked, start=1):
+    ranked = sorted(pairs, key=lambda p: -abs(p[0] - p[1]))[:TOP_CONTRIBUTORS]
+    for rank, (c, p, cur, pri) in enumerate(ranked, start=1):
+        change = c - p
         name = cur.label.removesuffix(f" {cur.entity} {cur.period}")
         share = f", {pct(change / delta * 100)}% of the variance" if delta else ""
         more.append(
             Fact(
                 label=f"{name} variance vs {task.basis} {cur.entity} {cur.period}",
-                value=change,
+                value=whole(change),
                 unit=cur.unit,
                 entity=cur.entity,
                 account=cur.account,
@@ -252,6 +345,4 @@ def _variance(task: DataTask, values: list[float], inputs: list[LedgerQueryResul
                 detail=f"contributor {rank} of {len(pairs)}{share}",
             )
         )
-    if unranked:
-        fact.detail = f"not ranked, no data in one of the periods: {', '.join(unranked)}"
-    return fact, more
+    return fact, more, ""

@@ -170,6 +170,12 @@ class GenerateActivities:
                     "docket.prompt_sha256": result.prompt.sha256,
                     "docket.tokens.prompt": result.usage.prompt_tokens,
                     "docket.tokens.completion": result.usage.completion_tokens,
+                    "docket.cost_usd": result.usage.cost_usd,
+                    "gen_ai.request.model": result.model,
+                    "gen_ai.usage.input_tokens": result.usage.prompt_tokens,
+                    "gen_ai.usage.output_tokens": result.usage.completion_tokens,
+                    "docket.prompt.id": result.prompt.id,
+                    "docket.prompt.version": result.prompt.version,
                 }
             )
             for n, (prompt, reply) in enumerate(hooks.exchanges):

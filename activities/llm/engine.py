@@ -24,6 +24,8 @@ import httpx
 import openai
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from activities.llm.redact import redact
@@ -34,6 +36,7 @@ from docket.errors import ModelBadRequestError, ModelUnavailableError
 from prompts import registry
 
 TEMPLATE_MODEL = "none (template)"
+_tracer = trace.get_tracer("docket.llm")
 # Longer than any two-or-three-sentence answer; a reply this long is rambling, not answering.
 MAX_ANSWER_CHARS = 1200
 # Below this many tokens of room no valid JSON answer fits: stop rather than spend tokens on a truncated reply.
@@ -533,6 +536,37 @@ class OpenAIGenerator:
         )
 
     async def _call(
+        self,
+        messages: list[ChatCompletionMessageParam],
+        schema: dict[str, Any],
+        max_tokens: int,
+        hooks: GenerationHooks,
+        progress: _Progress,
+    ) -> tuple[str, Usage, str]:
+        """One chat completion in its own span, named and attributed as OpenTelemetry's GenAI conventions say
+        (`chat {model}`, gen_ai.*): the model call is a child of the generate activity in the request's trace."""
+        with _tracer.start_as_current_span(f"chat {self.model}", kind=SpanKind.CLIENT) as span:
+            span.set_attributes(
+                {
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.system": "openai",
+                    "gen_ai.request.model": self.model,
+                    "gen_ai.request.max_tokens": max_tokens,
+                    "gen_ai.request.temperature": 0,
+                    "server.address": self.provider,
+                }
+            )
+            text, usage, model = await self._completion(messages, schema, max_tokens, hooks, progress)
+            span.set_attributes(
+                {
+                    "gen_ai.response.model": model,
+                    "gen_ai.usage.input_tokens": usage.prompt_tokens,
+                    "gen_ai.usage.output_tokens": usage.completion_tokens,
+                }
+            )
+            return text, usage, model
+
+    async def _completion(
         self,
         messages: list[ChatCompletionMessageParam],
         schema: dict[str, Any],

@@ -8,6 +8,7 @@ from temporalio import activity
 from activities import names
 from activities.errors import run_engine
 from activities.plan.engine import plan
+from activities.trace import annotate
 from docket.catalog import load_catalog
 from docket.contracts import Plan, PlanInput
 from docket.dataversion import data_version
@@ -27,4 +28,13 @@ class PlanActivities:
     @activity.defn(name=names.PLAN)
     async def plan_request(self, data: PlanInput) -> Plan:
         """Plan the data tasks and the document search."""
-        return await run_engine(self._plan, data)
+        result = await run_engine(self._plan, data)
+        annotate(
+            **{
+                "docket.plan.template": result.template,
+                "docket.plan.tasks": len(result.tasks),
+                "docket.plan.data_version": result.data_version,
+                "docket.plan.unsupported": result.unsupported,
+            }
+        )
+        return result

@@ -37,6 +37,7 @@ from docket.contracts import (
     TaskShock,
     required_action,
 )
+from docket.periods import SHIFT, Comparison, comparisons, shift_period, trend_window
 
 TEMPLATES = {
     Intent.METRIC_LOOKUP: "lookup",
@@ -62,48 +63,12 @@ DERIVED = {
     "gross_margin_pct": Derived("gross margin pct", "margin_pct", ("revenue", "cogs"), "%"),
     "operating_income": Derived("operating income", "difference", ("revenue", "operating costs"), "USD"),
 }
-# Growth and comparison bases: how many months back the comparison period starts.
-SHIFT = {"yoy": 12, "qoq": 3, "mom": 1}
-BASIS_WORDS = {"yoy": "year over year", "qoq": "quarter over quarter", "mom": "month over month"}
-# A trend needs a few points; with fewer months named, it runs over this many months ending at the last one.
-TREND_WINDOW = 6
-MIN_TREND_MONTHS = 3
 
 
 def task_id(task: DataTask) -> str:
     # Defaults are left out, so a field added later with a default keeps every existing task's id.
     body = task.model_dump(exclude={"task_id"}, exclude_defaults=True, mode="json")
     return "t-" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _month(label: str, shift: int) -> str:
-    y, m = int(label[:4]), int(label[5:7])
-    idx = y * 12 + (m - 1) - shift
-    return f"{idx // 12:04d}-{idx % 12 + 1:02d}"
-
-
-def shift_period(period: PeriodRef, months: int) -> PeriodRef:
-    """The same span `months` earlier, labelled the way the original was (2026-Q2 → 2025-Q2 for 12 months)."""
-    shifted = [_month(m, months) for m in period.months]
-    label = period.label
-    if len(label) == 7 and label[4] == "-" and label[5:].isdigit():
-        label = shifted[0]
-    elif len(label) == 4 and label.isdigit() and months % 12 == 0:
-        label = str(int(label) - months // 12)
-    elif len(label) == 7 and label[5] in "QH" and months % 12 == 0:
-        label = f"{int(label[:4]) - months // 12}{label[4:]}"
-    elif len(label) == 7 and label[5] == "Q" and months == 3:
-        q, y = int(label[6]), int(label[:4])
-        label = f"{y - 1}-Q4" if q == 1 else f"{y}-Q{q - 1}"
-    else:
-        label = f"{shifted[0]}..{shifted[-1]}" if len(shifted) > 1 else shifted[0]
-    return PeriodRef(label=label, months=shifted)
-
-
-def previous_period(period: PeriodRef) -> tuple[PeriodRef, str]:
-    """The period of the same length just before (a month, a quarter, a half, a year or a range)."""
-    n = len(period.months)
-    return shift_period(period, n), "the previous month" if n == 1 else f"the previous {n} months"
 
 
 @dataclass
@@ -215,9 +180,9 @@ class _Builder:
         return tid, spec, operands
 
 
-def _entity_sets(cls: ClassifyResult) -> list[tuple[str, list[str]]]:
+def _entity_sets(cls: ClassifyResult, consolidate: bool) -> list[tuple[str, list[str]]]:
     slots = cls.slots
-    if slots.entity_scope == "group" and required_action(cls) == Action.CONSOLIDATE:
+    if slots.entity_scope == "group" and consolidate:
         return [("group", list(slots.entities))]
     return [(e, [e]) for e in slots.entities]
 
@@ -235,7 +200,9 @@ def plan(
     b = _Builder(catalog, masked=[m.account for m in authorization.masked], excluded=list(slots.exclude_accounts))
     unsupported = ""
     if intent in TEMPLATES and intent != Intent.DOCUMENT_QUESTION:
-        unsupported = _plan_figures(b, classification)
+        # A total across entities only under the consolidate action the authorizer decided on (POL-002).
+        action = authorization.action or required_action(classification).value
+        unsupported = _plan_figures(b, classification, action == Action.CONSOLIDATE.value)
     tasks = list(b.tasks.values())
     if unsupported:
         return Plan(unsupported=unsupported, template=TEMPLATES.get(intent, ""), data_version=data_version)
@@ -268,31 +235,10 @@ def plan(
     )
 
 
-def _comparison_periods(b: _Builder, cls: ClassifyResult, default: str) -> list[tuple[PeriodRef, PeriodRef, str]]:
-    """(period, comparison period, basis) pairs for growth and variance.
-
-    Two periods named: the later against the earlier. Otherwise each period against the period the basis names
-    (yoy, qoq, mom); with no basis, `default`, which the answer states as an assumption.
-    """
-    slots = cls.slots
-    periods = sorted(slots.periods, key=lambda p: p.months[0])
-    if len(periods) == 2 and not slots.growth_basis:
-        return [(periods[1], periods[0], f"vs {periods[0].label}")]
-    basis = slots.growth_basis
-    pairs: list[tuple[PeriodRef, PeriodRef, str]] = []
-    for p in periods:
-        if basis:
-            pairs.append((p, shift_period(p, SHIFT[basis]), basis))
-        elif default == "previous":
-            prior, words = previous_period(p)
-            pairs.append((p, prior, "vs previous"))
-            b.assumptions.append(f"{p.label} is compared with {words} ({prior.label}); name a period to compare with")
-        else:
-            pairs.append((p, shift_period(p, SHIFT[default]), default))
-            b.assumptions.append(
-                f"growth is {BASIS_WORDS[default]} ({p.label} vs {shift_period(p, SHIFT[default]).label}); "
-                "say mom or qoq for another basis"
-            )
+def _comparison_periods(b: _Builder, cls: ClassifyResult) -> list[Comparison]:
+    """docket.periods.comparisons, with each assumption recorded on the plan."""
+    pairs = comparisons(cls)
+    b.assumptions += [c.assumption for c in pairs if c.assumption]
     return pairs
 
 
@@ -301,11 +247,11 @@ def _metrics(b: _Builder, cls: ClassifyResult) -> list[tuple[str, str]]:
     return list(zip(cls.slots.metrics, cls.slots.accounts, strict=True))
 
 
-def _plan_figures(b: _Builder, cls: ClassifyResult) -> str:
+def _plan_figures(b: _Builder, cls: ClassifyResult, consolidate: bool) -> str:
     """Add the intent's tasks to b; the reason it cannot be planned, or ""."""
     slots = cls.slots
     intent = cls.intent
-    sets = _entity_sets(cls)
+    sets = _entity_sets(cls, consolidate)
     if intent in (Intent.METRIC_LOOKUP, Intent.COMPARISON):
         for metric, account in _metrics(b, cls):
             for label, ents in sets:
@@ -376,7 +322,8 @@ def _plan_figures(b: _Builder, cls: ClassifyResult) -> str:
 
 
 def _plan_growth(b: _Builder, cls: ClassifyResult, sets: list[tuple[str, list[str]]]) -> str:
-    for cur_p, prior_p, basis in _comparison_periods(b, cls, default="yoy"):
+    for comparison in _comparison_periods(b, cls):
+        cur_p, prior_p, basis = comparison.current, comparison.prior, comparison.basis
         word = basis if basis in SHIFT else f"vs {prior_p.label}"
         for label, ents in sets:
             for metric, account in _metrics(b, cls):
@@ -435,15 +382,10 @@ def _plan_growth(b: _Builder, cls: ClassifyResult, sets: list[tuple[str, list[st
 
 
 def _plan_trend(b: _Builder, cls: ClassifyResult, sets: list[tuple[str, list[str]]]) -> str:
-    months = sorted({m for p in cls.slots.periods for m in p.months})
-    if len(months) < MIN_TREND_MONTHS:
-        last = months[-1]
-        months = [_month(last, k) for k in range(TREND_WINDOW - 1, -1, -1)]
-        b.assumptions.append(
-            f"a trend needs several months: it runs over the {TREND_WINDOW} months ending {last}; "
-            "name a range (for example the last 12 months) for another window"
-        )
-    window = PeriodRef(label=f"{months[0]}..{months[-1]}", months=months)
+    window, assumption = trend_window(cls)
+    if assumption:
+        b.assumptions.append(assumption)
+    months = window.months
     for label, ents in sets:
         for metric, account in _metrics(b, cls):
             series = [b.sum(metric, account, label, ents, PeriodRef(label=m, months=[m])) for m in months]
@@ -472,7 +414,8 @@ def _plan_trend(b: _Builder, cls: ClassifyResult, sets: list[tuple[str, list[str
 def _plan_variance(b: _Builder, cls: ClassifyResult, sets: list[tuple[str, list[str]]]) -> str:
     if cls.slots.derived and not cls.slots.accounts:
         return "variance of a derived metric (ask for the variance of its accounts, e.g. revenue and COGS)"
-    for cur_p, prior_p, _basis in _comparison_periods(b, cls, default="previous"):
+    for comparison in _comparison_periods(b, cls):
+        cur_p, prior_p = comparison.current, comparison.prior
         for label, ents in sets:
             for metric, account in _metrics(b, cls):
                 deps = [b.sum(metric, account, label, ents, cur_p), b.sum(metric, account, label, ents, prior_p)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -238,19 +239,31 @@ def _clearance(principal: Principal) -> int:
 _readers: dict[int, AuthorizeActivities] = {}
 
 
-def _readable(state: AppState, principal: Principal) -> set[str]:
+@dataclass(frozen=True)
+class _Reading:
+    """What the tenant's active Cedar policies let a principal read: the highest document classification and
+    the entities (the same decisions document search filters on)."""
+
+    clearance: int
+    entities: frozenset[str]
+
+
+def _reading(state: AppState, principal: Principal) -> _Reading:
     reader = _readers.setdefault(id(state.engine), AuthorizeActivities(state.engine))
+    authorizer = reader.authorizer_for(principal.tenant)
+    level = authorizer.readable_clearance(principal, principal.tenant)
     catalog = load_catalog(state.engine, principal.tenant)
-    return set(reader.authorizer_for(principal.tenant).readable_entities(principal, catalog))
-
-
-def _visible(d: Document, principal: Principal, readable: set[str]) -> bool:
-    """The rules document search applies (POL-006, POL-007, POL-005/003): the tenant's, at or below the
-    principal's clearance, and tagged with no entity the principal may not read."""
-    cleared = d.classification in ingest.CLEARANCES and ingest.CLEARANCES.index(d.classification) <= _clearance(
-        principal
+    return _Reading(
+        clearance=ingest.CLEARANCES.index(level) if level in ingest.CLEARANCES else -1,
+        entities=frozenset(authorizer.readable_entities(principal, catalog)),
     )
-    return d.tenant == principal.tenant and cleared and all(e in readable for e in d.entities)
+
+
+def _visible(d: Document, principal: Principal, reading: _Reading) -> bool:
+    """The rules document search applies (POL-006, POL-007, POL-005/003): the tenant's, at or below the
+    clearance the policies grant, and tagged with no entity the principal may not read."""
+    cleared = d.classification in ingest.CLEARANCES and ingest.CLEARANCES.index(d.classification) <= reading.clearance
+    return d.tenant == principal.tenant and cleared and all(e in reading.entities for e in d.entities)
 
 
 def _view_of(d: Document) -> DocumentView:
@@ -270,8 +283,8 @@ def list_documents(state: State, principal: CurrentPrincipal) -> list[DocumentVi
     with Session(state.engine) as session:
         stmt: Any = select(Document).where(Document.tenant == principal.tenant)  # type: ignore[arg-type]
         rows = list(session.execute(stmt).scalars())
-    readable = _readable(state, principal)
-    return [_view_of(d) for d in sorted(rows, key=lambda d: d.doc_id) if _visible(d, principal, readable)]
+    reading = _reading(state, principal)
+    return [_view_of(d) for d in sorted(rows, key=lambda d: d.doc_id) if _visible(d, principal, reading)]
 
 
 @router.get("/{doc_id}", response_model=DocumentDetail, responses={404: {"description": "no such document for you"}})
@@ -279,7 +292,7 @@ def get_document(state: State, principal: CurrentPrincipal, doc_id: str) -> Docu
     """One document you may read, with its text: where a result's citation links to."""
     with Session(state.engine) as session:
         stored = session.get(Document, (principal.tenant, doc_id))
-    if stored is None or not _visible(stored, principal, _readable(state, principal)):
+    if stored is None or not _visible(stored, principal, _reading(state, principal)):
         # A document you may not read is reported as absent, like one that does not exist.
         raise Problem(
             404, "document-not-found", "No such document", detail=doc_id, hint="GET /v1/documents lists yours"

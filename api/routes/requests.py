@@ -60,6 +60,7 @@ def _links(state: AppState, request: Request, wid: str) -> dict[str, str]:
     return {
         "self": f"{base}/v1/requests/{wid}",
         "events": f"{base}/v1/requests/{wid}/events",
+        "view": f"{base}/v1/requests/{wid}/view",
         "temporal_ui": temporal.ui_link(state.settings.namespace_ui_url, wid, temporal.namespace()),
     }
 
@@ -270,6 +271,11 @@ async def create_request(
 @router.get("/{request_id}", response_model=RequestView, responses={404: {"description": "no such request"}})
 async def get_request(request_id: str, request: Request, state: State, principal: CurrentPrincipal) -> RequestView:
     """The result contract; status and current stage while the request runs."""
+    return await owned_view(state, request, request_id, principal)
+
+
+async def owned_view(state: AppState, request: Request, request_id: str, principal: Principal) -> RequestView:
+    """The caller's request as GET /v1/requests/{id} returns it (404 for anyone else's); the HTML view uses it too."""
     client = await state.temporal()
     handle, desc = await _owned_handle(client, request_id, principal)
     return await _view(state, request, handle, desc, await desc.memo())

@@ -36,12 +36,20 @@ def port_open(port: int) -> bool:
 
 def stack_env(tmp: Path) -> tuple[dict[str, int], dict[str, str]]:
     """Free ports and an environment of our own (nothing inherited that would point docket up elsewhere)."""
-    ports = {"temporal": free_port(), "ui": free_port(), "api": free_port()}
+    ports = {
+        "temporal": free_port(),
+        "ui": free_port(),
+        "api": free_port(),
+        "worker": free_port(),
+        "sdk_metrics": free_port(),
+    }
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKET_", "TEMPORAL_", "OPENAI_", "DATABASE_"))}
     env |= {
         "DOCKET_DATA_DIR": str(tmp / "data"),
         "DOCKET_DEMO_DATA": str(DEMO),
         "DOCKET_API_PORT": str(ports["api"]),
+        "DOCKET_WORKER_HTTP_PORT": str(ports["worker"]),
+        "DOCKET_TEMPORAL_METRICS_PORT": str(ports["sdk_metrics"]),
         "DOCKET_NAMESPACE_UI_URL": f"http://localhost:{ports['ui']}",
         "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
     }
@@ -124,6 +132,42 @@ def test_denial_over_the_cli(up: Up) -> None:
     out = up.docket("ask", "What was payroll for MER-US in January 2026?", "--as", "carol", "--as-of", "2026-11-21")
     assert out.returncode == 0, out.stderr
     assert "outcome:    denied" in out.stdout and "POL-001" in out.stdout
+    link = re.search(r"temporal_ui:\s+(\S+)", out.stdout)
+    assert link, out.stdout
+    wid = link.group(1).rsplit("/", 1)[-1]
+    # The demo stack's dev server knows Docket's search attributes: an operator finds denials with the real CLI.
+    found: list[str] = []
+    for _ in range(50):
+        listed = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "temporal"),
+                "workflow",
+                "list",
+                "--address",
+                f"127.0.0.1:{up.ports['temporal']}",
+                "--query",
+                "DocketOutcome='denied'",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert listed.returncode == 0, listed.stderr
+        if wid in listed.stdout:
+            found.append(wid)
+            break
+        time.sleep(0.2)
+    assert found, listed.stdout
+
+
+def test_worker_serves_health_and_metrics(up: Up) -> None:
+    worker = f"http://127.0.0.1:{up.ports['worker']}"
+    assert httpx.get(f"{worker}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{worker}/readyz").status_code == 200
+    metrics = httpx.get(f"{worker}/metrics").text
+    assert "docket_requests_total" in metrics and "temporal_" in metrics
+    api_metrics = httpx.get(f"http://127.0.0.1:{up.ports['api']}/metrics").text
+    assert "http_request_duration_seconds" in api_metrics
 
 
 def test_token_doctor_and_errors(up: Up) -> None:
@@ -133,7 +177,7 @@ def test_token_doctor_and_errors(up: Up) -> None:
     assert unknown.returncode != 0 and "fix:" in unknown.stderr
     doctor = up.docket("doctor")
     assert doctor.returncode == 0, doctor.stdout
-    assert "[ok  ] api + worker" in doctor.stdout
+    assert "[ok  ] api " in doctor.stdout and "[ok  ] worker " in doctor.stdout, doctor.stdout
     empty = up.docket("ask", "   ", "--as", "alice")
     assert empty.returncode == 2 and "empty" in empty.stderr.lower()
 

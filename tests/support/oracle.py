@@ -128,17 +128,18 @@ def months_between(first: str, last: str) -> list[str]:
 
 
 def round_half_up(value: Fraction, places: int = 1) -> float:
+    """Half away from zero, as people round: 0.45 → 0.5 and -0.45 → -0.5."""
     scale = 10**places
-    scaled = value * scale
-    whole = scaled.numerator // scaled.denominator
-    if scaled - whole >= Fraction(1, 2):
+    magnitude = abs(value) * scale
+    whole = magnitude.numerator // magnitude.denominator
+    if magnitude - whole >= Fraction(1, 2):
         whole += 1
-    return whole / scale
+    return (whole if value >= 0 else -whole) / scale
 
 
 def growth_pct(current: int, prior: int) -> float:
-    """(current - prior) / prior, in percent to one decimal."""
-    return round_half_up(Fraction(current - prior, prior) * 100)
+    """(current - prior) / |prior|, in percent to one decimal: growth from a negative figure is still growth."""
+    return round_half_up(Fraction(current - prior, abs(prior)) * 100)
 
 
 def margin_pct(revenue: int | Fraction, costs: int | Fraction) -> float:

@@ -22,8 +22,7 @@ that tests/support/oracle.py recomputes from the CSV files. The spec language (J
 - ``{"slope": [a, b, ...]}`` or ``{"slope": {"per_month": <sum args over a range>}}``: least-squares slope per
   month, whole USD ("USD/month").
 
-Percentages are rounded with oracle.round_half_up. A negative value exactly halfway between two tenths rounds
-differently half-up and half-away-from-zero, so such a spec is rejected rather than guessed.
+Percentages are rounded with oracle.round_half_up: to one decimal, half away from zero.
 """
 
 from __future__ import annotations
@@ -89,10 +88,7 @@ def period_months(label: str) -> list[str]:
 
 
 def percent(value: Fraction) -> Fraction:
-    """A percentage to one decimal, half up (oracle.round_half_up); a negative exact tie is refused."""
-    scaled = value * 10
-    if value < 0 and scaled.denominator == 2:
-        raise SpecError(f"{float(value)} lies exactly between two tenths: half up and half away from zero differ")
+    """A percentage to one decimal, half away from zero (oracle.round_half_up)."""
     return Fraction(str(round_half_up(value)))
 
 
@@ -178,9 +174,8 @@ class QuestionOracle:
             if op == "growth_pct":
                 if a.value.denominator == b.value.denominator == 1:
                     return Figure(Fraction(str(growth_pct(int(a.value), int(b.value)))), "%")
-                return Figure(percent((a.value - b.value) / b.value * 100), "%")
+                return Figure(percent((a.value - b.value) / abs(b.value) * 100), "%")
             if op == "margin_pct":
-                percent((a.value - b.value) / a.value * 100)  # rejects an ambiguous tie before the oracle rounds
                 return Figure(Fraction(str(margin_pct(a.value, b.value))), "%")
             return Figure(percent((a.value - b.value) / abs(b.value) * 100), "%")
         raise SpecError(f"unknown operation {op!r}")

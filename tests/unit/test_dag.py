@@ -17,14 +17,15 @@ from sqlalchemy import Engine, update
 from activities.authorize.engine import Authorizer
 from activities.classify.rules import RuleClassifier
 from activities.data.engine import compute, run_task
-from activities.plan.engine import plan, shift_period
+from activities.plan.engine import plan
 from docket import ingest
 from docket.catalog import Catalog, load_catalog
-from docket.contracts import Action, DataTask, LedgerQueryResult, PeriodRef, Plan, period_from_label
+from docket.contracts import Action, DataTask, Fact, LedgerQueryResult, MissingData, PeriodRef, Plan, period_from_label
 from docket.contracts import required_action as action_for
 from docket.dataversion import data_version, run_cached, task_counts
 from docket.db import LedgerBalance, Principal, table_of
 from docket.errors import DataChangedError, InvalidTaskError
+from docket.periods import shift_period
 from tests.support.oracle import LedgerOracle, growth_pct, margin_pct, months_between, round_half_up, slope
 from tests.unit.conftest import migrated_engine
 
@@ -340,3 +341,103 @@ def test_version_is_computed_for_data_loaded_before_versions(tmp_path: Path, pac
         conn.execute(update(table_of(LedgerBalance)).values(amount=table_of(LedgerBalance).c.amount + 1))
     # A direct write that bypassed ingestion is not seen until a load refreshes the version: documented.
     assert data_version(engine, "meridian") == version
+
+
+def test_a_load_that_commits_while_a_task_computes_is_not_stored_under_the_old_version(
+    tmp_path: Path, pack_copy: Path
+) -> None:
+    engine = migrated_engine(tmp_path / "db")
+    ingest.load_pack(engine, pack_copy)
+    version = data_version(engine, "meridian")
+    catalog = load_catalog(engine, "meridian")
+    t = _task("sum", []).model_copy(update={"task_id": "t-race"})
+    csv = pack_copy / "gl_balances.csv"
+
+    def compute_while_a_load_commits() -> LedgerQueryResult:
+        csv.write_text(csv.read_text().replace("meridian,MER-US,4.1,2026-10,", "meridian,MER-US,4.1,2026-10,1", 1))
+        ingest.load_pack(engine, pack_copy)
+        return run_task(engine, catalog, t)
+
+    with pytest.raises(DataChangedError):
+        run_cached(engine, "meridian", t, version, compute_while_a_load_commits)
+    assert task_counts(engine, "meridian") == {}
+
+
+def test_results_of_older_task_code_are_not_served(tmp_path: Path) -> None:
+    engine = migrated_engine(tmp_path / "db")
+    ingest.load_pack(engine, Path(__file__).resolve().parents[2] / "examples" / "meridian")
+    version = data_version(engine, "meridian")
+    t = _task("sum", []).model_copy(update={"task_id": "t-code"})
+    old = LedgerQueryResult(task_id="t-code", rows=1)
+    run_cached(engine, "meridian", t, version, lambda: old, code=1)
+    fresh = run_cached(engine, "meridian", t, version, lambda: old.model_copy(update={"rows": 2}), code=2)
+    assert fresh.rows == 2 and not fresh.reused
+
+
+def test_like_for_like_group_variance(
+    make_plan: Planner, pack_engine: Engine, catalog: Catalog, oracle: LedgerOracle
+) -> None:
+    # MER-BR has August but not September: the group totals are not comparable, the entities with both are.
+    p = make_plan("alice", "Explain the variance in revenue for the group in September 2026 vs August 2026")
+    got = facts(execute(pack_engine, catalog, p))
+    both = [e for e in oracle.entities_of("meridian") if e != "MER-BR"]
+    now = sum(oracle.total("meridian", [e], "4", ["2026-09"]) for e in both)
+    then = sum(oracle.total("meridian", [e], "4", ["2026-08"]) for e in both)
+    assert got["revenue variance vs 2026-08 group 2026-09"] == now - then
+    assert got["revenue variance pct vs 2026-08 group 2026-09"] == round_half_up(Fraction(now - then, then) * 100)
+
+
+def test_growth_from_a_negative_figure_is_growth(make_plan: Planner, pack_engine: Engine, catalog: Catalog) -> None:
+    a = LedgerQueryResult(task_id="t-a", fact=_fact_of(1_185_677))
+    b = LedgerQueryResult(task_id="t-b", fact=_fact_of(-396_067))
+    result = compute(_task("growth_pct", ["t-a", "t-b"]).model_copy(update={"unit": "%"}), [a, b])
+    assert result.fact is not None and result.fact.value == round_half_up(Fraction(1_185_677 + 396_067, 396_067) * 100)
+    assert result.fact.value > 0
+
+
+def test_exact_rounding_of_percentages() -> None:
+    # 2,000 → 2,009 is exactly 0.45 %: 0.5 %, where float arithmetic gives 0.4.
+    a = LedgerQueryResult(task_id="t-a", fact=_fact_of(2009))
+    b = LedgerQueryResult(task_id="t-b", fact=_fact_of(2000))
+    result = compute(_task("growth_pct", ["t-a", "t-b"]).model_copy(update={"unit": "%"}), [a, b])
+    assert result.fact is not None and result.fact.value == 0.5
+
+
+def test_growth_of_totals_that_are_not_like_for_like_is_unavailable() -> None:
+    a = LedgerQueryResult(task_id="t-a", fact=_fact_of(100), missing=[MissingData(entity="MER-BR", period="2026-10")])
+    b = LedgerQueryResult(task_id="t-b", fact=_fact_of(90))
+    result = compute(_task("growth_pct", ["t-a", "t-b"]).model_copy(update={"unit": "%"}), [a, b])
+    assert result.fact is None and "same entities and months" in result.unavailable
+
+
+def test_margin_trend_moves_in_points(
+    make_plan: Planner, pack_engine: Engine, catalog: Catalog, oracle: LedgerOracle
+) -> None:
+    p = make_plan("alice", "What was the gross margin trend for MER-US over the last 6 months?")
+    results = execute(pack_engine, catalog, p)
+    trend = next(r for r in results.values() if r.fact and r.fact.kind == "trend")
+    assert trend.fact is not None and trend.fact.unit == "pp/month"
+    months = months_between("2026-05", "2026-10")
+    margins = [
+        Fraction(
+            str(
+                margin_pct(
+                    oracle.total("meridian", ["MER-US"], "4", [m]), oracle.total("meridian", ["MER-US"], "5.2", [m])
+                )
+            )
+        )
+        for m in months
+    ]
+    n = len(margins)
+    mx = Fraction(n - 1, 2)
+    my = sum(margins, Fraction(0)) / n
+    expected = sum(((x - mx) * (y - my) for x, y in enumerate(margins)), Fraction(0)) / sum(
+        ((x - mx) ** 2 for x in range(n)), Fraction(0)
+    )
+    assert trend.fact.value == round_half_up(expected)
+    [change] = trend.facts
+    assert change.unit == "pp" and change.value == round_half_up(margins[-1] - margins[0])
+
+
+def _fact_of(value: int) -> Fact:
+    return Fact(label="x", value=value, unit="USD", entity="MER-US", account="4", period="2026-10", source="s")
