@@ -34,6 +34,9 @@ RECORD = {
         "Run a scenario: what happens to MER-US gross margin in October 2026 if materials cost rises 10%?",
     ),
     "dag-variance": ("bob", "Why did COGS for MER-DE change in March 2026?"),
+    # Recorded after the search-attributes patch: upserts once understood and when finished.
+    "search-attributes-denied": ("carol", "What was payroll for MER-US in January 2026?"),
+    "search-attributes-growth": ("grace", "What is the yoy growth of revenue for MER-JP in September 2026?"),
 }
 
 
