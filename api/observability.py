@@ -15,17 +15,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import State
 from docket import metrics, usage
+from docket.logs import get_logger
 
 router = APIRouter(tags=["health"])
-log = structlog.get_logger("docket.api")
+log = get_logger("docket.api")
 # A client's X-Request-ID is echoed only when it is a sane token: it ends up in logs and headers.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+# Event streams stay open for a request's lifetime: their duration is not a latency.
+_STREAMS = {"/v1/requests/{request_id}/events"}
 
 
 class RequestContextMiddleware:
     """Every response carries X-Request-ID (the client's, or a new one); every request is timed by route template
-    and logged once as JSON with its request id (and, for requests, the workflow id, tenant and principal the
-    route bound to the log context)."""
+    and logged once as JSON with its request id."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -57,7 +60,11 @@ class RequestContextMiddleware:
             route: Any = scope.get("route")
             # The route's template (/v1/requests/{request_id}), never the raw path: ids would explode the series.
             template = getattr(route, "path", None) or "unmatched"
-            metrics.HTTP_SECONDS.labels(scope.get("method", ""), template, str(status)).observe(elapsed)
+            method = scope.get("method", "")
+            # Any token is a method to the HTTP parser: unknown ones share one label, or they would mint series.
+            method = method if method in _METHODS else "other"
+            if template not in _STREAMS:
+                metrics.HTTP_SECONDS.labels(method, template, str(status)).observe(elapsed)
             if template not in ("/metrics", "/healthz", "/readyz"):
                 log.info(
                     "http_request",
@@ -87,7 +94,12 @@ def redact_token(span: Span, scope: dict[str, Any]) -> None:
 
 @router.get("/metrics", include_in_schema=False)
 def metrics_endpoint(state: State) -> Response:
-    """Prometheus exposition: HTTP and request series, and today's budget use read from the usage ledger."""
+    """Prometheus exposition: HTTP and request series, and today's budget use read from the usage ledger (at most
+    once per BUDGET_TTL seconds per process). For the cluster's scraper, not the public: keep it off the ingress."""
     budgets = CollectorRegistry(auto_describe=True)
-    budgets.register(metrics.BudgetCollector(lambda now: usage.budget_ratios(state.engine, state.settings, now)))
+    budgets.register(
+        metrics.BudgetCollector(
+            metrics.cached(id(state.engine), lambda now: usage.budget_ratios(state.engine, state.settings, now))
+        )
+    )
     return Response(generate_latest(metrics.REGISTRY) + generate_latest(budgets), media_type=CONTENT_TYPE_LATEST)

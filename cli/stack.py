@@ -127,7 +127,10 @@ def _acquire_lock(data_dir: Path) -> IO[str] | None:
 
 def _wait_ready(settings: Settings, stack: Stack, seconds: float, cancelled: Callable[[], bool]) -> bool:
     deadline = time.monotonic() + seconds
-    url = f"http://{settings.api_host}:{settings.api_port}/readyz"
+    # The API is ready without a worker (it serves results and documents); the stack is up when both are.
+    urls = [f"http://{settings.api_host}:{settings.api_port}/readyz"]
+    if settings.worker_http_port:
+        urls.append(f"http://{settings.worker_http_host}:{settings.worker_http_port}/readyz")
     while time.monotonic() < deadline and not cancelled():
         for child in stack.children:
             if child.proc.poll() is not None:
@@ -138,7 +141,7 @@ def _wait_ready(settings: Settings, stack: Stack, seconds: float, cancelled: Cal
                 )
                 return False
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code == 200:
+            if all(httpx.get(url, timeout=2).status_code == 200 for url in urls):
                 return True
         time.sleep(0.5)
     return False

@@ -18,6 +18,31 @@ import structlog
 _configured = False
 
 
+def _default() -> None:
+    """Until a process calls setup_logging (tests, the CLI, a library user), structlog events go to the standard
+    library's logging as JSON strings: never to stdout, where structlog's own default would print them (and mix
+    them into `docket ask --json`)."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+_default()
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger for `name` (configured: JSON through the standard library)."""
+    return structlog.get_logger(name)
+
+
 def setup_logging(service: str, level: int = logging.INFO, fmt: str | None = None) -> None:
     """Route every logger of the process through structlog's JSON (or console) renderer; idempotent."""
     global _configured

@@ -70,6 +70,30 @@ def observe_result(result: RequestResult) -> None:
         MODEL_COST.labels(result.model, result.tenant).inc(result.usage.cost_usd)
 
 
+# Budget use is read from the database at scrape time; every scraped process would repeat the queries, so one read
+# serves the scrapes of this many seconds.
+BUDGET_TTL = 15.0
+
+
+def cached(
+    key: object, read: Callable[[datetime], Iterable[tuple[str, str, str, float]]]
+) -> Callable[[datetime], Iterable[tuple[str, str, str, float]]]:
+    """`read`, answered from its last result under `key` (the database it reads) while younger than BUDGET_TTL."""
+
+    def wrapper(now: datetime) -> Iterable[tuple[str, str, str, float]]:
+        hit = _CACHE.get(key)
+        if hit is not None and (now - hit[0]).total_seconds() < BUDGET_TTL:
+            return hit[1]
+        rows = list(read(now))
+        _CACHE[key] = (now, rows)
+        return rows
+
+    return wrapper
+
+
+_CACHE: dict[object, tuple[datetime, list[tuple[str, str, str, float]]]] = {}
+
+
 class BudgetCollector(Collector):
     """docket_budget_used_ratio{tenant,scope,limit}: today's use over each bounded daily limit, read at scrape time."""
 

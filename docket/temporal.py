@@ -75,12 +75,13 @@ async def ensure_search_attributes(client: Client) -> list[str]:
     admin does), it stops with the command that does.
     """
     ns = client.namespace
-    listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=ns))
-    present = set(listed.custom_attributes) | set(listed.system_attributes)
-    missing = [k.name for k in SEARCH_ATTRIBUTES if k.name not in present]
-    if not missing:
-        return []
+    missing = [k.name for k in SEARCH_ATTRIBUTES]
     try:
+        listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=ns))
+        present = set(listed.custom_attributes) | set(listed.system_attributes)
+        missing = [name for name in missing if name not in present]
+        if not missing:
+            return []
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(
                 namespace=ns,
@@ -90,7 +91,8 @@ async def ensure_search_attributes(client: Client) -> list[str]:
     except RPCError as exc:
         names = " ".join(f"--name {n}" for n in missing)
         raise SearchAttributesMissingError(
-            f"search attributes {missing} are not registered in namespace {ns!r} and could not be added: {exc.message}",
+            f"search attributes {missing} may not be registered in namespace {ns!r}, and could not be checked or "
+            f"added: {exc.message}",
             hint=f"temporal operator search-attribute create --namespace {ns} {names} --type Keyword "
             "(on Temporal Cloud: tcld namespace search-attributes add, or the Cloud UI)",
         ) from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ from docket import db, policies, temporal, usage
 from docket.errors import DocketError
 from docket.logs import setup_logging
 from docket.settings import Settings, load_settings
+from docket.telemetry import setup_tracing
 from prompts import registry
 from worker.observability import ActivityLogContext, WorkerHealth, http_app
 from workflows.ingest import IndexWorkflow, IngestWorkflow
@@ -192,7 +194,15 @@ async def run(settings: Settings | None = None) -> None:
     settings = settings or load_settings()
     settings.check_production()
     components = build_components(settings)
-    runtime = temporal.metrics_runtime(settings.temporal_metrics_port) if settings.temporal_metrics_port else None
+    setup_tracing("docket-worker")
+    runtime = None
+    if settings.temporal_metrics_port:
+        try:
+            runtime = temporal.metrics_runtime(settings.temporal_metrics_port)
+        except ValueError as exc:
+            # A port taken (another worker on this machine) costs the SDK's metrics, not the worker.
+            log.warning("no Temporal SDK metrics: %s (set DOCKET_TEMPORAL_METRICS_PORT)", exc)
+            settings = settings.model_copy(update={"temporal_metrics_port": 0})
     client = await temporal.connect(runtime)
     added = await temporal.ensure_search_attributes(client)
     if added:
@@ -205,7 +215,13 @@ async def run(settings: Settings | None = None) -> None:
     health = WorkerHealth(components.engine, client, settings)
     server: uvicorn.Server | None = None
     serving: asyncio.Task[None] | None = None
-    if settings.worker_http_port:
+    if settings.worker_http_port and not port_free(settings.worker_http_host, settings.worker_http_port):
+        log.warning(
+            "port %s:%s is taken: no /healthz, /readyz or /metrics (set DOCKET_WORKER_HTTP_PORT)",
+            settings.worker_http_host,
+            settings.worker_http_port,
+        )
+    elif settings.worker_http_port:
         server = uvicorn.Server(
             uvicorn.Config(
                 http_app(health),
@@ -225,6 +241,17 @@ async def run(settings: Settings | None = None) -> None:
         server.should_exit = True
         await serving
     components.index.close()
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether the worker can listen there (uvicorn would exit the process on a taken port)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def main() -> None:

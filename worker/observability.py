@@ -103,7 +103,11 @@ def http_app(health: WorkerHealth) -> FastAPI:
         """Docket's series, today's budget use, and the Temporal SDK's own series (served on loopback by the
         SDK's runtime, appended here so one scrape sees the whole worker)."""
         budgets = CollectorRegistry(auto_describe=True)
-        budgets.register(metrics.BudgetCollector(lambda now: usage.budget_ratios(health.engine, health.settings, now)))
+        budgets.register(
+            metrics.BudgetCollector(
+                metrics.cached(id(health.engine), lambda now: usage.budget_ratios(health.engine, health.settings, now))
+            )
+        )
         body = await asyncio.to_thread(lambda: generate_latest(metrics.REGISTRY) + generate_latest(budgets))
         port = health.settings.temporal_metrics_port
         if port:

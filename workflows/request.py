@@ -192,6 +192,7 @@ class RequestWorkflow:
         self._pending: ClassifyResult | None = None
         self._confirmation: ConfirmInput | None = None
         self._confirm_timeout = 900
+        self._indexed = False
         # Progress for GET /v1/requests/{id}/events. Publishing from the workflow appends to an in-memory log and
         # adds no command, so histories recorded before streaming still replay; the generate activity publishes
         # tokens into the same log by signal (activities/llm/stream.py).
@@ -230,6 +231,14 @@ class RequestWorkflow:
 
     @workflow.run
     async def run(self, req: RequestInput) -> RequestResult:
+        # Decided once, as the run's very first command, so the patch marker sits at the same place in every new
+        # history whatever the run does later (local activities, signals, updates); runs recorded before the
+        # patch have no marker and never upsert.
+        self._indexed = workflow.patched(PATCH_SEARCH_ATTRIBUTES)
+        if self._indexed:
+            workflow.upsert_search_attributes(
+                [SA_TENANT.value_set(req.tenant), SA_PRINCIPAL.value_set(req.principal_id)]
+            )
         self._confirm_timeout = req.confirm_timeout_seconds
         wid = workflow.info().workflow_id
         events: list[AuditEvent] = []
@@ -648,7 +657,7 @@ class RequestWorkflow:
         corrected = [k for k in ("intent", "complexity", "entities", "periods") if getattr(confirmation, k)]
         audit(Stage.CONFIRM, "corrected" if corrected else "accepted", corrected=corrected)
         base.classification = _view(confirmed)
-        if corrected and workflow.patched(PATCH_SEARCH_ATTRIBUTES):
+        if corrected and self._indexed:
             workflow.upsert_search_attributes(
                 [SA_INTENT.value_set(confirmed.intent.value), SA_COMPLEXITY.value_set(confirmed.complexity.value)]
             )
@@ -658,18 +667,13 @@ class RequestWorkflow:
     def _index(self, req: RequestInput, cls: ClassifyResult) -> None:
         """Search attributes of the run (who asked, what was understood): filters in the Temporal UI and
         `temporal workflow list --query`. Runs recorded before the patch never upserted them."""
-        if workflow.patched(PATCH_SEARCH_ATTRIBUTES):
+        if self._indexed:
             workflow.upsert_search_attributes(
-                [
-                    SA_TENANT.value_set(req.tenant),
-                    SA_PRINCIPAL.value_set(req.principal_id),
-                    SA_INTENT.value_set(cls.intent.value),
-                    SA_COMPLEXITY.value_set(cls.complexity.value),
-                ]
+                [SA_INTENT.value_set(cls.intent.value), SA_COMPLEXITY.value_set(cls.complexity.value)]
             )
 
     async def _finish(self, wid: str, result: RequestResult, events: list[AuditEvent]) -> RequestResult:
-        if workflow.patched(PATCH_SEARCH_ATTRIBUTES):
+        if self._indexed:
             workflow.upsert_search_attributes([SA_OUTCOME.value_set(result.outcome.value)])
         # 7 record: the record stage's own audit row is written in the same idempotent transaction.
         self._enter(Stage.RECORD)

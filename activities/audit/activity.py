@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import structlog
 from sqlalchemy import Engine
 from temporalio import activity
 
@@ -13,8 +12,9 @@ from activities.trace import annotate
 from docket import metrics
 from docket.audit import DEFAULT_ANCHOR_EVERY
 from docket.contracts import RecordInput, RecordResult
+from docket.logs import get_logger
 
-log = structlog.get_logger("docket.audit")
+log = get_logger("docket.audit")
 
 
 class RecordActivities:

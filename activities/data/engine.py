@@ -68,7 +68,7 @@ FLAT_SLOPE = Fraction(1, 200)
 TOP_CONTRIBUTORS = 3
 # Bump when what a compute task returns changes (arithmetic, labels, facts): results stored by older code are then
 # computed afresh instead of served (docket/dataversion.py keys them by this too).
-TASK_CODE_VERSION = 2
+TASK_CODE_VERSION = 3
 
 
 def _exact(value: float | int) -> Fraction:
@@ -186,7 +186,10 @@ def compute(task: DataTask, inputs: list[LedgerQueryResult]) -> LedgerQueryResul
         )
     values, extra = _operand_values(task, inputs)
     labels = [r.fact.label for r in inputs if r.fact is not None]
-    result = LedgerQueryResult(task_id=task.task_id, facts=extra)
+    # A figure computed from totals inherits their missing cells, so a comparison of two derived figures (gross
+    # profit growth, a margin's change) is held to the same like-for-like rule as one of two sums.
+    inherited = list({m.key: m for r in inputs for m in r.missing}.values())
+    result = LedgerQueryResult(task_id=task.task_id, facts=extra, missing=inherited)
     if task.kind == "total":
         result.fact = _fact(task, whole(sum(values, Fraction(0))), "sum of " + ", ".join(labels))
     elif task.kind == "difference":

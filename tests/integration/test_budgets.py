@@ -520,6 +520,9 @@ async def test_a_worker_killed_during_generation_never_double_counts(
         "OPENAI_API_KEY": "x",
         "DOCKET_MODEL": "m",
         "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        # No HTTP or SDK metrics port: the test must not depend on (or take) the defaults another stack may use.
+        "DOCKET_WORKER_HTTP_PORT": "0",
+        "DOCKET_TEMPORAL_METRICS_PORT": "0",
         "PYTHONPATH": str(ROOT),
     }
     proc = subprocess.Popen(

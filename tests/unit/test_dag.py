@@ -441,3 +441,17 @@ def test_margin_trend_moves_in_points(
 
 def _fact_of(value: int) -> Fact:
     return Fact(label="x", value=value, unit="USD", entity="MER-US", account="4", period="2026-10", source="s")
+
+
+def test_derived_figures_are_held_to_like_for_like_too(
+    make_plan: Planner, pack_engine: Engine, catalog: Catalog
+) -> None:
+    # Group gross profit: MER-BR has October 2025 but not October 2026. The two gross profits inherit their sums'
+    # missing cells, so their growth is refused exactly as revenue's would be.
+    p = make_plan("alice", "What was the yoy growth of gross profit for the group in October 2026?")
+    results = execute(pack_engine, catalog, p)
+    growth = next(results[t.task_id] for t in p.tasks if t.kind == "growth_pct")
+    assert growth.fact is None and "same entities and months" in growth.unavailable
+    profits = [results[t.task_id] for t in p.tasks if t.kind == "difference" and "gross profit" in t.metric]
+    assert profits and all(r.fact is not None for r in profits)
+    assert any(m.key == "MER-BR 2026-10" for r in profits for m in r.missing)
