@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python -m bench.retrieval
 	$(BIN)/python -m bench.generation
 	$(BIN)/python -m bench.dag
+	$(BIN)/docket bench full
 
 clean:
 	rm -rf $(VENV) .docket .mypy_cache .ruff_cache .pytest_cache

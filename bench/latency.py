@@ -50,13 +50,14 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import names
 from activities.audit.activity import RecordActivities
 from activities.authorize.activity import AuthorizeActivities
 from activities.classify.activity import ClassifyActivities
+from activities.classify.model import IntentModel
 from activities.confidence.activity import ScoreActivities
 from activities.data.activity import DataActivities
 from activities.llm.activity import GenerateActivities
@@ -159,8 +160,10 @@ class Pipeline:
     the calls mirrors workflows/request.py: the ledger tasks and the document search run concurrently.
     """
 
-    def __init__(self, engine: Engine, index: DocumentIndex, generator: Generator) -> None:
-        self.classify = ClassifyActivities(engine)
+    def __init__(
+        self, engine: Engine, index: DocumentIndex, generator: Generator, model: IntentModel | None = None
+    ) -> None:
+        self.classify = ClassifyActivities(engine, model)
         self.authorize = AuthorizeActivities(engine)
         self.plan = PlanActivities(engine)
         self.data = DataActivities(engine)
@@ -275,7 +278,9 @@ class Pipeline:
             passages=[p.chunk_id for p in retrieved.passages],
         )
 
-        gen = await self.generate.generate_answer(
+        # The activity reads activity.info() (attempt, deadline, heartbeats): run it in an activity context.
+        gen = await ActivityEnvironment().run(
+            self.generate.generate_answer,
             GenerateInput(
                 question=req.question,
                 intent=cls.intent,
@@ -283,7 +288,7 @@ class Pipeline:
                 missing=missing,
                 masked=authz.masked,
                 passages=retrieved.passages,
-            )
+            ),
         )
         lap(Stage.GENERATE)
         events.append(
@@ -1194,7 +1199,10 @@ async def run(args: argparse.Namespace, machine: dict[str, str], binary: str) ->
         log.info("Temporal dev server up (pids %s)", server_pids)
         task_queue = f"docket-bench-{uuid.uuid4().hex[:8]}"
         settings = Settings(task_queue=task_queue, database_url=url, data_dir=tmp)
-        components = Components(engine=engine, index=index, generator=TemplateGenerator())
+        # The trained model, as the worker loads it: without it the lookup question waits for a person's confirmation.
+        components = Components(
+            engine=engine, index=index, generator=TemplateGenerator(), intent_model=IntentModel.load()
+        )
         worker = make_worker(env.client, task_queue, components.activities())
         shape_queue = f"{task_queue}-shape"
         shape_worker = Worker(env.client, task_queue=shape_queue, workflows=[ShapeWorkflow], activities=[noop])
@@ -1205,7 +1213,7 @@ async def run(args: argparse.Namespace, machine: dict[str, str], binary: str) ->
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
         )
-        pipeline = Pipeline(engine, index, TemplateGenerator())
+        pipeline = Pipeline(engine, index, TemplateGenerator(), components.intent_model)
         token = tokens.mint(settings.jwt_secret, PRINCIPAL, TENANT, 3600)
         headers = {"Authorization": f"Bearer {token}"}
         body = {"question": QUESTION, "as_of": AS_OF}

@@ -19,6 +19,7 @@ import typer
 
 import cli.retrieval_eval  # noqa: F401 - registers `docket eval retrieval` on eval_app
 from cli.audit import audit_app
+from cli.bench import bench_app
 from cli.classifier import eval_app, train_app
 from cli.index import index_app
 from cli.policy import policy_app
@@ -583,6 +584,7 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(index_app, name="index")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(budget_app, name="budget")
+app.add_typer(bench_app, name="bench")
 app.command(name="usage")(usage_command)
 
 
