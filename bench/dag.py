@@ -61,7 +61,7 @@ from activities.classify.model import IntentModel
 from activities.llm.engine import TemplateGenerator
 from activities.retrieve.engine import DocumentIndex, sync_index
 from bench.latency import machine_info, median, shown, summary, temporal_binary
-from bench.report import write_section
+from bench.report import machine_table, write_section
 from docket import db, ingest
 from docket.contracts import SEARCH_ATTRIBUTES, LedgerQueryInput, LedgerQueryResult, Plan, RequestInput, RequestResult
 from docket.db import TaskResultRow, table_of
@@ -833,16 +833,8 @@ def render_markdown(meta: dict[str, Any], samples: Sequence[dict[str, Any]], agg
         f"{meta['loadavg_start']:.2f}, at end {meta['loadavg_end']:.2f}."
     )
     w("")
-    w("| machine | |")
-    w("|---|---|")
-    w(f"| CPUs (usable) | {m['cpus']} |")
-    w(f"| CPU model | {m['cpu_model']} |")
-    w(f"| RAM | {m['ram']} |")
-    w(f"| OS | {m['os']} |")
-    w(f"| Python | {m['python']} |")
-    w(f"| temporalio | {m['temporalio']} |")
-    w(f"| Temporal CLI / dev server | {m['temporal_cli'].replace(chr(10), '; ')} |")
-    w(f"| SQLite | {m['sqlite']} |")
+    for line in machine_table(m):
+        w(line)
     w("")
     w("### Method")
     w("")

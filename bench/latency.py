@@ -66,7 +66,7 @@ from activities.plan.activity import PlanActivities
 from activities.retrieve.activity import RetrieveActivities
 from activities.retrieve.engine import DocumentIndex, sync_index
 from api.main import create_app
-from bench.report import write_section
+from bench.report import machine_table, write_section
 from bench.shape import SHAPE_WORKFLOW, ShapeWorkflow, noop
 from docket import db, ingest, tokens
 from docket.contracts import (
@@ -721,17 +721,8 @@ def render_markdown(report: dict[str, Any], hist: dict[int, list[HistoryStats]])
         f"{report['loadavg_start']:.2f}, at end {report['loadavg_end']:.2f}."
     )
     w("")
-    w("| machine | |")
-    w("|---|---|")
-    w(f"| CPUs (usable) | {m['cpus']} |")
-    w(f"| CPU model | {m['cpu_model']} |")
-    w(f"| RAM | {m['ram']} |")
-    w(f"| OS | {m['os']} |")
-    w(f"| Python | {m['python']} |")
-    w(f"| temporalio | {m['temporalio']} |")
-    w(f"| Temporal CLI / dev server | {m['temporal_cli'].replace(chr(10), '; ')} |")
-    w(f"| uvicorn / httpx | {m['uvicorn']} / {m['httpx']} |")
-    w(f"| SQLite | {m['sqlite']} |")
+    for line in machine_table(m, [("uvicorn / httpx", f"{m['uvicorn']} / {m['httpx']}")]):
+        w(line)
     w("")
     w("### Method")
     w("")

@@ -16,3 +16,19 @@ def write_section(path: Path, section: str, begin: str, end: str) -> None:
         pattern.sub(lambda _: section, text) if found else text.rstrip("\n") + "\n\n" + section + "\n",
         encoding="utf-8",
     )
+
+
+def machine_table(m: dict[str, str], extra: list[tuple[str, str]] | None = None) -> list[str]:
+    """The machine-and-versions table every benchmark section opens with; `extra` rows come before SQLite."""
+    rows = [
+        ("CPUs (usable)", m["cpus"]),
+        ("CPU model", m["cpu_model"]),
+        ("RAM", m["ram"]),
+        ("OS", m["os"]),
+        ("Python", m["python"]),
+        ("temporalio", m["temporalio"]),
+        ("Temporal CLI / dev server", m["temporal_cli"].replace("\n", "; ")),
+        *(extra or []),
+        ("SQLite", m["sqlite"]),
+    ]
+    return ["| machine | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]

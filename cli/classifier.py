@@ -61,6 +61,18 @@ def train_classifier(
     typer.echo("unchanged: identical bytes to the previous artifact" if digest == before else "changed")
 
 
+def _check_split_and_model(split: str, model: Path) -> None:
+    """The arguments both evaluations take: a known split and a trained model artifact (exit 2 / 1 otherwise)."""
+    if split not in ("test", "train", "all"):
+        typer.echo(f"error: unknown split {split!r}", err=True)
+        typer.echo("  fix: --split test, --split train or --split all", err=True)
+        raise typer.Exit(2)
+    if not model.is_file():
+        typer.echo(f"error: no model artifact at {model}", err=True)
+        typer.echo("  fix: docket train classifier", err=True)
+        raise typer.Exit(1)
+
+
 @eval_app.command("classifier")
 def eval_classifier(
     split: Annotated[str, typer.Option(help="test, train or all")] = "test",
@@ -75,14 +87,7 @@ def eval_classifier(
     """Accuracy and macro-F1 (intent, complexity), slot exact match and each layer's share on a split."""
     from activities.classify.evaluate import evaluate, render_markdown, write_docs_section
 
-    if split not in ("test", "train", "all"):
-        typer.echo(f"error: unknown split {split!r}", err=True)
-        typer.echo("  fix: --split test, --split train or --split all", err=True)
-        raise typer.Exit(2)
-    if not model.is_file():
-        typer.echo(f"error: no model artifact at {model}", err=True)
-        typer.echo("  fix: docket train classifier", err=True)
-        raise typer.Exit(1)
+    _check_split_and_model(split, model)
     report = evaluate(dataset, split=split, model_path=model)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
@@ -111,14 +116,7 @@ def eval_confidence(
     """Reliability table of the confidence score (before any data is read): per bin, per band and per method."""
     from activities.confidence.calibrate import DOCS, calibrate, write_docs_section
 
-    if split not in ("test", "train", "all"):
-        typer.echo(f"error: unknown split {split!r}", err=True)
-        typer.echo("  fix: --split test, --split train or --split all", err=True)
-        raise typer.Exit(2)
-    if not model.is_file():
-        typer.echo(f"error: no model artifact at {model}", err=True)
-        typer.echo("  fix: docket train classifier", err=True)
-        raise typer.Exit(1)
+    _check_split_and_model(split, model)
     report = calibrate(dataset, split=split, model_path=model)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
