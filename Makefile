@@ -47,6 +47,9 @@ bench: install
 	$(BIN)/python -m bench.generation
 	$(BIN)/python -m bench.dag
 	$(BIN)/docket bench full
+	$(BIN)/docket bench w2
+	$(BIN)/python -m bench.hop
+	$(BIN)/python -m bench.recovery
 
 clean:
 	rm -rf $(VENV) .docket .mypy_cache .ruff_cache .pytest_cache

@@ -51,6 +51,9 @@ async def run_engine_heartbeating(fn: Callable[P, T], *args: P.args, **kwargs: P
             await asyncio.sleep(HEARTBEAT_SECONDS)
             activity.heartbeat()
 
+    if activity.info().is_local:
+        # A local activity has no heartbeat: the workflow task it runs in is what a dead worker times out.
+        return await run_engine(fn, *args, **kwargs)
     beating = asyncio.create_task(beat())
     try:
         return await run_engine(fn, *args, **kwargs)

@@ -1,4 +1,8 @@
-"""Benchmark suite (issue 9), W1: what orchestration costs when the model answers at once.
+"""Benchmark suite (issue 9), W1: what orchestration costs when the model answers at once; W2: a realistic request.
+
+W1 (`smoke`, `full`) runs the lookup with the model answering at once. W2 (`w2-smoke`, `w2`) runs the same real
+stages (classify, authorize, ledger tasks) with the stub answering after 500 ms and the document search over
+bench.retrieval's synthetic 10,000-chunk corpus (stored with `docket.ingest` before the index is synced).
 
 One process, one run, every side of every comparison in alternating rounds:
 
@@ -9,7 +13,9 @@ One process, one run, every side of every comparison in alternating rounds:
 - `empty`: a workflow that returns at once (bench.probes.EmptyWorkflow) through the Temporal client, and
   `empty-rest`: the same through a trivial FastAPI endpoint under uvicorn: Temporal alone on the same server;
 - `docket-rest`: `POST /v1/requests?wait=30` to the real gateway under uvicorn on 127.0.0.1; `docket-client`:
-  RequestWorkflow started and awaited with the Temporal client (no HTTP); the real worker in-process;
+  RequestWorkflow started and awaited with the Temporal client (no HTTP); the real worker in-process; the Temporal
+  variants `docket-rest-regular` (every stage a regular activity) and `docket-rest-no-eager`; W4's `docket-poll`
+  (submit, then poll the result);
 - the baselines of bench/baselines.py over the same stage functions and the same stub: `b0` plain asyncio (the
   floor), `b1-sync` / `b1-default` LangGraph with its SQLite checkpointer at durability sync / default, `b2` DBOS
   with SQLite.
@@ -17,10 +23,12 @@ One process, one run, every side of every comparison in alternating rounds:
 Closed loop at each concurrency (smoke: c = 1, 8; full: c = 1, 8, 64), N measured requests per mode after a
 warm-up, repeated; the order of the modes rotates every repetition. Every loop is bounded by count and by wall
 time, every request by a timeout; everything listens on loopback. Every answer is checked (outcome, the figure,
-and that the stub's grounded model answer was accepted). Output: JSON lines (`--jsonl`) and the section between
-`<!-- bench:suite:begin -->` and `<!-- bench:suite:end -->` of docs/benchmarks.md (`--out`, `-` for none).
+and that the stub's grounded model answer was accepted). Output: JSON lines (`--jsonl`) and the workload's section
+of docs/benchmarks.md (`--out`, `-` for none): between `<!-- bench:suite:begin -->` and `<!-- bench:suite:end -->`
+for W1, `<!-- bench:suite-w2:begin -->` and `<!-- bench:suite-w2:end -->` for W2.
 
-    python -m bench.suite smoke|full [--n N] [--reps R] [--concurrency 1 8 64] [--modes …] [--jsonl F] [--out F]
+    python -m bench.suite smoke|full|w2-smoke|w2 [--n N] [--reps R] [--concurrency 1 8 64] [--modes …]
+                          [--jsonl F] [--out F]
     python -m bench.suite --from-jsonl F [--out F]   # re-render the section from a saved run
 """
 
@@ -33,6 +41,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,6 +57,8 @@ from typing import Any
 
 import httpx
 from openai import AsyncOpenAI
+from sqlalchemy import Engine
+from sqlmodel import Session
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -57,6 +68,8 @@ from activities import names
 from activities.classify.model import IntentModel
 from activities.llm.engine import OpenAIGenerator
 from activities.retrieve.engine import DocumentIndex, sync_index
+from activities.retrieve.evaluate import load_corpus
+from activities.retrieve.store import ChunkFilter
 from api.main import create_app
 from bench.dag import stdout_to_stderr
 from bench.latency import (
@@ -73,19 +86,20 @@ from bench.latency import (
 from bench.latency import check as check_figures
 from bench.probes import EmptyWorkflow, run_probes, serving, trivial_app
 from bench.report import write_section
+from bench.retrieval import synthesize
 from bench.stub_model import StubModel, StubModelProcess
 from docket import db, ingest, tokens
 from docket.contracts import SEARCH_ATTRIBUTES, RequestInput, RequestResult
 from docket.settings import Settings
 from docket.telemetry import setup_tracing
-from docket.temporal import tracing_plugin
+from docket.temporal import dynamic_config_args, tracing_plugin
 from worker.main import Components, make_worker
 
 log = logging.getLogger("bench.suite")
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "meridian"
-BEGIN = "<!-- bench:suite:begin -->"
+BEGIN = "<!-- bench:suite:begin -->"  # W1's section; every other workload has its own (see `markers`)
 END = "<!-- bench:suite:end -->"
 PRINCIPAL = "alice"
 TENANT = "meridian"
@@ -93,16 +107,25 @@ QUESTION = "What was revenue for MER-US last month?"
 AS_OF = date(2026, 11, 21)
 WAIT_SECONDS = 30
 STUB_MODEL = "bench-stub"
+# bench.retrieval's seed: W2 searches the very corpus whose search latency that benchmark reports.
+CORPUS_SEED = 7
 
 EMPTY, EMPTY_REST, DOCKET_REST, DOCKET_CLIENT = "empty", "empty-rest", "docket-rest", "docket-client"
+# Temporal variants of the same request over REST: every stage a regular activity; no eager workflow start; and
+# W4's submit-then-poll instead of `?wait`.
+DOCKET_REGULAR, DOCKET_LAZY, DOCKET_POLL = "docket-rest-regular", "docket-rest-no-eager", "docket-poll"
 BASELINES = ("b0", "b1-sync", "b1-default", "b2")
-ALL_MODES = (EMPTY, EMPTY_REST, DOCKET_REST, DOCKET_CLIENT, *BASELINES)
-DOCKET_MODES = (DOCKET_REST, DOCKET_CLIENT)
+ALL_MODES = (EMPTY, EMPTY_REST, DOCKET_REST, DOCKET_CLIENT, DOCKET_REGULAR, DOCKET_LAZY, DOCKET_POLL, *BASELINES)
+DOCKET_MODES = (DOCKET_REST, DOCKET_CLIENT, DOCKET_REGULAR, DOCKET_LAZY, DOCKET_POLL)
+POLL_MS = 20  # W4: how often a submit-then-poll client asks GET /v1/requests/{id}
 LABELS = {
     EMPTY: "empty workflow (Temporal client)",
     EMPTY_REST: "empty workflow (REST, trivial FastAPI endpoint)",
     DOCKET_REST: "Docket (REST `?wait`)",
     DOCKET_CLIENT: "Docket (Temporal client)",
+    DOCKET_REGULAR: "Docket (REST `?wait`), every stage a regular activity",
+    DOCKET_LAZY: "Docket (REST `?wait`), no eager workflow start",
+    DOCKET_POLL: f"Docket (REST submit, then GET every {POLL_MS} ms)",
     "b0": "B0 plain asyncio (floor)",
     "b1-sync": "B1 LangGraph + SQLite, durability sync",
     "b1-default": "B1 LangGraph + SQLite, default durability",
@@ -118,6 +141,8 @@ TIMED_OUT = "timed out"
 @dataclass
 class SuiteConfig:
     preset: str = "smoke"
+    workload: str = "W1"  # names the report's section and labels its targets
+    corpus_chunks: int = 0  # > 0: bench.retrieval's synthetic corpus of this many chunks is stored and indexed first
     n: int = 20  # measured requests per mode, concurrency and repetition
     reps: int = 1
     concurrency: list[int] = field(default_factory=lambda: [1, 8])
@@ -152,7 +177,45 @@ PRESETS: dict[str, SuiteConfig] = {
         jsonl=str(ROOT / "bench" / "results" / "suite.jsonl"),
         out=str(ROOT / "docs" / "benchmarks.md"),
     ),
+    # W2: real stages, a 500 ms model, retrieval over 10,000 chunks. The smoke run checks it end to end in under
+    # four minutes and leaves the report alone.
+    "w2-smoke": SuiteConfig(
+        preset="w2-smoke",
+        workload="W2",
+        corpus_chunks=10_000,
+        stub_delay_ms=500.0,
+        n=8,
+        modes=[DOCKET_REST, "b0", "b1-sync", "b2"],
+        warmup=2,
+        budget_seconds=210.0,
+    ),
+    "w2": SuiteConfig(
+        preset="w2",
+        workload="W2",
+        corpus_chunks=10_000,
+        stub_delay_ms=500.0,
+        n=60,
+        reps=3,
+        concurrency=[1, 8, 64],
+        modes=[EMPTY_REST, DOCKET_REST, DOCKET_REGULAR, "b0", "b1-sync", "b1-default", "b2"],
+        warmup=10,
+        series_seconds=120.0,
+        budget_seconds=3600.0,
+        history_sample=10,
+        probe_n=500,
+        probe_seconds=5.0,
+        jsonl=str(ROOT / "bench" / "results" / "suite-w2.jsonl"),
+        out=str(ROOT / "docs" / "benchmarks.md"),
+    ),
 }
+
+
+def markers(workload: str) -> tuple[str, str]:
+    """The begin/end markers of a workload's section of docs/benchmarks.md: W1 keeps the suite's original ones."""
+    if workload == "W1":
+        return BEGIN, END
+    slug = workload.lower()
+    return f"<!-- bench:suite-{slug}:begin -->", f"<!-- bench:suite-{slug}:end -->"
 
 
 def preset(name: str, **overrides: Any) -> SuiteConfig:
@@ -312,6 +375,104 @@ async def history_stats(client: Client, request_ids: Sequence[str], k: int) -> d
     }
 
 
+# ---------------------------------------------------------------- W2's corpus
+
+
+def store_corpus(engine: Engine, folder: Path, chunks: int, seed: int = CORPUS_SEED) -> dict[str, Any]:
+    """Store bench.retrieval's synthetic corpus of `chunks` chunks (bench.retrieval.synthesize) in the database.
+
+    The documents are written to `folder` as the markdown files `docket ingest documents` reads (a front matter of
+    JSON values) and stored by ingest.load_documents, so they take the parser and the store every ingested document
+    takes. The corpus holds the demo pack's documents too; load_pack stored those already, so they stay as they are.
+    About 90 % of the chunks are the tenant meridian's, the rest belong to five other tenants, as in bench.retrieval:
+    the tenant filter of every search has something to filter.
+    """
+    sources = load_corpus()
+    docs = synthesize(sources, chunks, seed)
+    folder.mkdir(parents=True)
+    for i, d in enumerate(docs):
+        front = {
+            "id": d.doc_id,
+            "title": d.title,
+            "tenant": d.tenant,
+            "classification": d.classification,
+            "entities": list(d.entities),
+            "accounts": list(d.accounts),
+        }
+        head = "".join(f"{key}: {json.dumps(value)}\n" for key, value in front.items())
+        (folder / f"{i:05d}.md").write_text(f"---\n{head}---\n\n{d.body}", encoding="utf-8")
+    stored = ingest.load_documents(engine, folder)
+    return {
+        "seed": seed,
+        "sources": len(sources),
+        "documents": len(docs),
+        "stored": stored.rows.get("documents", 0),
+        "tenants": dict(Counter(d.tenant for d in docs)),
+    }
+
+
+def build_index(engine: Engine, folder: Path) -> DocumentIndex:
+    """The run's document index at `folder`, synced with every stored document.
+
+    Qdrant Edge flushes its shard (an fsync) after every document written: for W2's thousands of documents that
+    takes minutes on a disk and seconds on tmpfs. So the index is built in /dev/shm when there is one, then copied
+    to `folder` (the run's temporary directory, on the same disk as W1's index) and opened there: the searches
+    read the very points sync_index wrote, from where W1's index lives.
+    """
+    shm = Path("/dev/shm")
+    scratch = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="docket-bench-index-", dir=scratch) as build_dir:
+        building = DocumentIndex.open(path=build_dir)
+        try:
+            sync_index(engine, building)
+        finally:
+            building.close()
+        shutil.copytree(build_dir, folder)
+    return DocumentIndex.open(path=str(folder))
+
+
+def index_counts(index: DocumentIndex, tenant: str) -> dict[str, Any]:
+    """Chunks in the active index version: in all, and the asking tenant's (the ones its searches filter)."""
+    active = index.ensure_active()
+    total = next(v.points for v in index.store.versions() if v.name == active)
+    return {"chunks": total, "tenant": tenant, "tenant_chunks": index.store.count(active, ChunkFilter(tenant=tenant))}
+
+
+async def lookup_search(
+    http: httpx.AsyncClient, headers: dict[str, str], index: DocumentIndex, clearance: str
+) -> dict[str, Any]:
+    """How one lookup (unmeasured) searched the documents: that its plan ran a search, in which mode, over how many
+    candidate chunks, and which documents it cited (`syn…` ids are the synthetic corpus's)."""
+    resp = await http.post(
+        "/v1/requests",
+        params={"wait": WAIT_SECONDS},
+        json={"question": QUESTION, "as_of": AS_OF.isoformat()},
+        headers=headers,
+    )
+    if resp.status_code != 200:
+        raise SystemExit(f"the lookup failed before the run: HTTP {resp.status_code}: {resp.text[:300]}")
+    data: dict[str, Any] = resp.json()
+    retrieval = data.get("retrieval")
+    if not retrieval:
+        # W2 exists to measure a request that searches the big index; without a search it measures W1 at 500 ms.
+        raise SystemExit(f"the lookup ran no document search (plan without retrieval): {str(data)[:300]}")
+    cited = [str(c.get("doc_id")) for c in data.get("citations") or []]
+    entities = [str(e) for e in ((data.get("classification") or {}).get("slots") or {}).get("entities") or []]
+    # The chunks a figure question's search ranks: the tenant's, tagged with its entities, at or below the asker's
+    # clearance (the filter activities/plan/engine.py builds); their number is the size of the searched set.
+    flt = ChunkFilter(tenant=TENANT, max_level=ingest.CLEARANCES.index(clearance), entities_any=entities)
+    return {
+        "searched": True,
+        "mode": retrieval.get("mode"),
+        "notes": list(retrieval.get("notes") or []),
+        "entities": entities,
+        "clearance": clearance,
+        "candidates": index.store.count(index.ensure_active(), flt) if entities else None,
+        "cited": cited,
+        "cited_synthetic": sum(1 for c in cited if c.startswith("syn")),
+    }
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -328,6 +489,8 @@ async def dev_server(client: Client | None) -> AsyncIterator[tuple[Client, list[
             data_converter=pydantic_data_converter,
             plugins=[tracing_plugin()],
             search_attributes=SEARCH_ATTRIBUTES,
+            # The dispatch settings `docket up` runs with (docket/temporal.py; bench/hop.py measures them).
+            dev_server_extra_args=dynamic_config_args(),
         )
     try:
         yield env.client, descendants(os.getpid())
@@ -359,8 +522,22 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
         db.migrate(url)
         engine = db.make_engine(url)
         ingest.load_pack(engine, DEMO)
-        index = DocumentIndex.open()
-        sync_index(engine, index)
+        corpus: dict[str, Any] = {}
+        if cfg.corpus_chunks > 0:
+            log.info("storing and indexing a synthetic corpus of %d chunks", cfg.corpus_chunks)
+            t_corpus = time.monotonic()
+            corpus = store_corpus(engine, tmp / "corpus", cfg.corpus_chunks)
+            index = build_index(engine, tmp / "index")
+            corpus["build_s"] = time.monotonic() - t_corpus
+        else:
+            index = DocumentIndex.open()
+        sync_index(engine, index)  # W2: finds nothing left to index (build_index synced)
+        indexed = index_counts(index, TENANT)
+        if indexed["chunks"] < cfg.corpus_chunks:
+            raise SystemExit(
+                f"the index holds {indexed['chunks']} chunks, fewer than the {cfg.corpus_chunks} asked for"
+            )
+        searched: dict[str, Any] = {}
         stub: StubModel | StubModelProcess = (
             StubModelProcess(delay_ms=cfg.stub_delay_ms) if cfg.stub_process else StubModel(delay_ms=cfg.stub_delay_ms)
         )
@@ -383,10 +560,14 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
                 headers = {"Authorization": f"Bearer {token}"}
                 limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
                 baseline_keys = [m for m in cfg.modes if m in BASELINES]
+                regular = settings.model_copy(update={"stage_placement": "regular"})
+                lazy = settings.model_copy(update={"eager_start": False})
                 async with (
                     worker,
                     empty_worker,
                     serving(create_app(settings, engine=engine, client=temporal)) as docket_port,
+                    serving(create_app(regular, engine=engine, client=temporal)) as regular_port,
+                    serving(create_app(lazy, engine=engine, client=temporal)) as lazy_port,
                     serving(trivial_app(temporal, empty_queue)) as empty_port,
                     httpx.AsyncClient(
                         base_url=f"http://127.0.0.1:{docket_port}",
@@ -415,9 +596,9 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
                         ok = data.get("result") == data.get("request_id")
                         return str(data.get("request_id", "")), None if ok else f"empty workflow answered {data!r}"
 
-                    async def docket_rest_one() -> tuple[str, str | None]:
+                    async def docket_rest_one(port: int = docket_port) -> tuple[str, str | None]:
                         resp = await http.post(
-                            "/v1/requests",
+                            f"http://127.0.0.1:{port}/v1/requests",
                             params={"wait": WAIT_SECONDS},
                             json={"question": QUESTION, "as_of": AS_OF.isoformat()},
                             headers=headers,
@@ -429,6 +610,30 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
                         if resp.status_code != 200:
                             return str(data.get("request_id", "")), f"HTTP {resp.status_code}: {resp.text[:300]}"
                         return str(data.get("request_id", "")), answer_problem(data)
+
+                    async def docket_regular_one() -> tuple[str, str | None]:
+                        return await docket_rest_one(regular_port)
+
+                    async def docket_lazy_one() -> tuple[str, str | None]:
+                        return await docket_rest_one(lazy_port)
+
+                    async def docket_poll_one() -> tuple[str, str | None]:
+                        resp = await http.post(
+                            "/v1/requests",
+                            json={"question": QUESTION, "as_of": AS_OF.isoformat()},
+                            headers=headers,
+                        )
+                        data = resp.json() if resp.status_code in (200, 202) else {}
+                        rid = str(data.get("request_id", ""))
+                        if resp.status_code not in (200, 202):
+                            return rid, f"HTTP {resp.status_code}: {resp.text[:300]}"
+                        while data.get("status") == "running":
+                            await asyncio.sleep(POLL_MS / 1000)
+                            got = await http.get(f"/v1/requests/{rid}", headers=headers)
+                            if got.status_code != 200:
+                                return rid, f"HTTP {got.status_code}: {got.text[:300]}"
+                            data = got.json()
+                        return rid, answer_problem(data)
 
                     async def docket_client_one() -> tuple[str, str | None]:
                         wid = f"req-bench-{uuid.uuid4().hex}"
@@ -446,6 +651,7 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
                             task_queue=task_queue,
                             result_type=RequestResult,
                             execution_timeout=timedelta(seconds=cfg.request_timeout_s * 2),
+                            request_eager_start=True,
                         )
                         result = await handle.result()
                         return wid, answer_problem(result.model_dump(mode="json"))
@@ -456,6 +662,9 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
                         (EMPTY_REST, empty_rest_one),
                         (DOCKET_REST, docket_rest_one),
                         (DOCKET_CLIENT, docket_client_one),
+                        (DOCKET_REGULAR, docket_regular_one),
+                        (DOCKET_LAZY, docket_lazy_one),
+                        (DOCKET_POLL, docket_poll_one),
                     ):
                         if m in cfg.modes:
                             modes[m] = fn
@@ -474,6 +683,11 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
                                 if bad:
                                     raise SystemExit(f"{mode} answered wrongly during warm-up: {bad[0]}")
 
+                    if cfg.corpus_chunks > 0:
+                        with Session(engine) as session:
+                            asker = session.get(db.Principal, PRINCIPAL)
+                        clearance = asker.clearance if asker is not None else "public"
+                        searched = await lookup_search(http, headers, index, clearance)
                     await warm(list(modes))
                     rss.append(rss_snapshot("Docket warm, before the baselines load", server_pids, stub.pid))
                     pipelines: list[Any] = []
@@ -535,7 +749,7 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
                                     )
                             rss.append(rss_snapshot(f"after c={c}", server_pids, stub.pid))
                         c_first = cfg.concurrency[0]  # histories of one request at a time: hand-offs undisturbed
-                        for mode in (DOCKET_REST, DOCKET_CLIENT, EMPTY):
+                        for mode in (DOCKET_REST, DOCKET_CLIENT, DOCKET_REGULAR, EMPTY):
                             ids = [
                                 x.request_id
                                 for s in series
@@ -560,9 +774,12 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
         "loadavg_start": load_start,
         "loadavg_end": os.getloadavg()[0],
         "machine": versions(binary),
-        "config": {**asdict(cfg), "workload": "W1", "question": QUESTION, "principal": PRINCIPAL, "as_of": str(AS_OF)},
+        "config": {**asdict(cfg), "question": QUESTION, "principal": PRINCIPAL, "as_of": str(AS_OF)},
         "skipped": skipped,
         "stub": {"calls": stub_stats.get("calls", 0), "streamed": stub_stats.get("streamed", 0)},
+        # What the document search ran over: the chunks indexed (in all and the tenant's), W2's corpus, and how one
+        # lookup searched it.
+        "index": {**indexed, "corpus": corpus or None, "lookup_search": searched or None},
     }
     return assemble(meta, probes, [series_line(s) for s in series], history, rss)
 
@@ -670,33 +887,44 @@ def targets(
     if not cs:
         return out
     c1, cmax = cs[0], cs[-1]
+    workload = meta["config"].get("workload", "W1")
     # Same transport on both sides: Docket over REST next to the empty workflow over REST (else both via client).
-    pairs = [(DOCKET_REST, EMPTY_REST), (DOCKET_CLIENT, EMPTY)]
+    # W1 only: the empty workflow calls no model, so the difference is orchestration only while the model answers at
+    # once; with W2's 500 ms model it would be mostly the model, and these targets would miss by construction.
+    pairs = [(DOCKET_REST, EMPTY_REST), (DOCKET_CLIENT, EMPTY)] if workload == "W1" else []
     for docket, empty in pairs:
         p50d, p50e = _p(rows, docket, c1), _p(rows, empty, c1)
         p99d, p99e = _p(rows, docket, c1, "p99"), _p(rows, empty, c1, "p99")
         if p50d is None or p50e is None or p99d is None or p99e is None:
             continue
         via = "REST" if docket == DOCKET_REST else "Temporal client"
-        out.append(target(f"W1 p50 added over an empty workflow, c={c1}, via {via}", p50d - p50e, 10, "max", "ms"))
-        out.append(target(f"W1 p99 added over an empty workflow, c={c1}, via {via}", p99d - p99e, 30, "max", "ms"))
+        out.append(
+            target(f"{workload} p50 added over an empty workflow, c={c1}, via {via}", p50d - p50e, 10, "max", "ms")
+        )
+        out.append(
+            target(f"{workload} p99 added over an empty workflow, c={c1}, via {via}", p99d - p99e, 30, "max", "ms")
+        )
     rd, re_ = _rps(rows, DOCKET_REST, cmax), _rps(rows, EMPTY_REST, cmax)
     note = "" if cmax == 64 else f"measured at c={cmax}: this run had no c=64 (the issue's target is at c=64)"
-    if rd and re_:
+    if rd and re_ and workload == "W1":
         out.append(
-            target(f"W1 throughput through REST at c={cmax} / empty workflow's", rd / re_, 0.8, "min", "x", note)
+            target(
+                f"{workload} throughput through REST at c={cmax} / empty workflow's", rd / re_, 0.8, "min", "x", note
+            )
         )
     for c in cs:
         d = _p(rows, DOCKET_REST, c)
         b1 = _p(rows, "b1-sync", c)
         b2 = _p(rows, "b2", c)
         if d is not None and b1:
-            out.append(target(f"W1 Docket REST p50 / B1 (LangGraph, sync) p50, c={c}", d / b1, 1.0, "max", "x"))
+            out.append(target(f"{workload} Docket REST p50 / B1 (LangGraph, sync) p50, c={c}", d / b1, 1.0, "max", "x"))
         rd, rb1 = _rps(rows, DOCKET_REST, c), _rps(rows, "b1-sync", c)
         if c > 1 and rd and rb1:
-            out.append(target(f"W1 Docket REST throughput / B1 (LangGraph, sync), c={c}", rd / rb1, 1.0, "min", "x"))
+            out.append(
+                target(f"{workload} Docket REST throughput / B1 (LangGraph, sync), c={c}", rd / rb1, 1.0, "min", "x")
+            )
         if d is not None and b2:
-            out.append(target(f"W1 Docket REST p50 / B2 (DBOS) p50, c={c}", d / b2, 2.0, "max", "x"))
+            out.append(target(f"{workload} Docket REST p50 / B2 (DBOS) p50, c={c}", d / b2, 2.0, "max", "x"))
     h = history.get(DOCKET_REST) or history.get(DOCKET_CLIENT)
     if h and h.get("sampled"):
         out.append(
@@ -819,13 +1047,56 @@ def summary_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def corpus_text(index: dict[str, Any]) -> str:
+    """What the document search ran over (W2), from the run's meta: the index, the corpus, one lookup's search."""
+    corpus, search = index["corpus"], index.get("lookup_search") or {}
+    text = (
+        f"Documents: the index holds {index['chunks']:,} chunks, {index['tenant_chunks']:,} of them the tenant "
+        f"{index['tenant']}'s (every search filters on the asker's tenant first, then on clearance and entities). "
+        f"They are bench.retrieval's synthetic corpus (`synthesize`, seed {corpus['seed']}, {corpus['documents']:,} "
+        f"documents: the {corpus['sources']} real documents of the demo pack and `examples/retrieval`, then varied "
+        f"copies of them spread over {len(corpus['tenants'])} tenants), written as markdown files with front matter "
+        "and stored with `docket.ingest.load_documents` before the index was synced "
+        f"({corpus['build_s']:.0f} s to synthesize, store and index). Qdrant Edge, in the run's temporary directory "
+        "like W1's index; the worker and the baselines search the same index."
+    )
+    if search:
+        cited = ", ".join(f"`{c}`" for c in search["cited"]) or "nothing"
+        synthetic = search["cited_synthetic"]
+        text += f" One unmeasured lookup before the warm-up searched it in {search['mode']} mode"
+        if search.get("candidates") is not None:
+            text += (
+                f": its filter (tenant {index['tenant']}, tagged {', '.join(search['entities'])}, clearance "
+                f"{search['clearance']} and below) admits {search['candidates']:,} of the {index['chunks']:,} chunks, "
+                "which the engine ranks;"
+            )
+        text += (
+            f" it cited {cited}"
+            + (f" ({synthetic} of {len(search['cited'])} from the synthetic copies)" if synthetic else "")
+            + ("" if search["cited"] else " (a figure question keeps only passages naming the month it asks about)")
+            + "."
+            + "".join(f' Its search notes: "{note}".' for note in search["notes"])
+        )
+    return text
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     meta, m, cfg = report["meta"], report["meta"]["machine"], report["meta"]["config"]
     probes, summ, hist = report["probes"], report["summary"], report["history"]
     lines: list[str] = []
     w = lines.append
-    w(BEGIN)
-    w("## Benchmark suite (issue 9): W1, orchestration only, next to an empty workflow and the baselines")
+    workload = cfg.get("workload", "W1")
+    begin, end = markers(workload)
+    corpus = (meta.get("index") or {}).get("corpus")
+    w(begin)
+    if workload == "W1":
+        w("## Benchmark suite (issue 9): W1, orchestration only, next to an empty workflow and the baselines")
+    else:
+        searched = f"retrieval over {meta['index']['chunks']:,} chunks, " if corpus else ""
+        w(
+            f"## Benchmark suite (issue 9): {workload}, realistic: the real stages, {searched}the model at "
+            f"{cfg['stub_delay_ms']:.0f} ms, next to the baselines"
+        )
     w("")
     w(
         f"Generated by `docket bench {cfg['preset']}` (`python -m bench.suite {cfg['preset']}`); re-running it "
@@ -856,7 +1127,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     w("### Configuration")
     w("")
     w(
-        f'Workload W1: "{cfg["question"]}" asked by `{cfg["principal"]}` as of {cfg["as_of"]}, answered by the '
+        f'Workload {workload}: "{cfg["question"]}" asked by `{cfg["principal"]}` as of {cfg["as_of"]}, answered by the '
         "`openai` generator against the stub model (bench/stub_model.py) answering after "
         f"{cfg['stub_delay_ms']:.0f} ms "
         f"({'in its own process' if cfg['stub_process'] else 'in a thread of the benchmark process'}), streaming, with "
@@ -875,6 +1146,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "process holds the load generator, the gateway (uvicorn on 127.0.0.1), the worker and the baselines; the "
         "Temporal dev server (state in memory) and the stub are separate processes."
     )
+    if corpus:
+        w("")
+        w(corpus_text(meta["index"]))
     if meta.get("skipped"):
         w("")
         w(f"**Skipped by the run's time budget:** {', '.join(meta['skipped'])}.")
@@ -884,8 +1158,12 @@ def render_markdown(report: dict[str, Any]) -> str:
     about = {
         EMPTY: "`BenchEmptyWorkflow` (returns at once, one workflow task) started and awaited with the Temporal client",
         EMPTY_REST: "the same behind `POST /empty` of a trivial FastAPI app under uvicorn, over HTTP",
-        DOCKET_REST: "`POST /v1/requests?wait=30` to the real gateway (JWT, budget check, start, wait, describe)",
-        DOCKET_CLIENT: "RequestWorkflow started and awaited with the Temporal client, no HTTP",
+        DOCKET_REST: "`POST /v1/requests?wait=30` to the real gateway (JWT, budget check, eager start, wait for the "
+        "result); stages local, the model call a regular activity (the default placement)",
+        DOCKET_CLIENT: "RequestWorkflow started (eagerly) and awaited with the Temporal client, no HTTP",
+        DOCKET_REGULAR: "as `docket-rest` with `DOCKET_STAGE_PLACEMENT=regular`: every stage its own activity task",
+        DOCKET_LAZY: "as `docket-rest` with `DOCKET_EAGER_START=false`: the first workflow task goes through the queue",
+        DOCKET_POLL: f"W4: `POST /v1/requests` (202 at once), then `GET /v1/requests/{{id}}` every {POLL_MS} ms",
         "b0": "the same stage functions chained in plain asyncio: the floor (bench/baselines.py)",
         "b1-sync": 'the same stage functions as a LangGraph graph, SQLite checkpointer, `durability="sync"`',
         "b1-default": "the same graph at LangGraph's default durability",
@@ -917,13 +1195,19 @@ def render_markdown(report: dict[str, Any]) -> str:
                     f"{_f(p.get('p99_ms'), 3)} |"
                 )
         w("")
-    w("### W1 results")
+    w(f"### {workload} results")
     w("")
     w(
         "Latencies pooled over the repetitions; requests/s is the median of the repetitions' N / wall time (a closed "
         "loop's ramp-up and drain included, the same for every mode). *+ B0* is p50 minus the plain-asyncio floor's "
         "p50 at the same c: the orchestration overhead over the summed stage work. CPU is per request: this process "
         "(load generator + gateway + worker or baseline), the dev server, the stub."
+        + (
+            f" B0's stage work includes the model's {cfg['stub_delay_ms']:.0f} ms, like every other mode's, so *+ B0* "
+            "is what a mode adds around the same work."
+            if cfg["stub_delay_ms"]
+            else ""
+        )
     )
     w("")
     w(
@@ -1010,13 +1294,25 @@ def render_markdown(report: dict[str, Any]) -> str:
         w("")
     w("### How to reproduce")
     w("")
-    w(
-        "`docket bench smoke` (CI: N=20, c = 1 and 8, one repetition, under 5 minutes; JSON lines to a temp file, "
-        "this file untouched unless `--out` is given) and `docket bench full` (N=200, c = 1, 8 and 64, three "
-        "repetitions; rewrites this section). `python -m bench.suite --from-jsonl FILE` re-renders the section from "
-        "saved JSON lines. The machine is shared: compare ratios within one run, not absolute numbers across runs."
-    )
-    w(END)
+    if workload == "W1":
+        w(
+            "`docket bench smoke` (CI: N=20, c = 1 and 8, one repetition, under 5 minutes; JSON lines to a temp file, "
+            "this file untouched unless `--out` is given) and `docket bench full` (N=200, c = 1, 8 and 64, three "
+            "repetitions; rewrites this section). `python -m bench.suite --from-jsonl FILE` re-renders the section "
+            "from saved JSON lines. The machine is shared: compare ratios within one run, not absolute numbers across "
+            "runs."
+        )
+    else:
+        smoke, full = PRESETS["w2-smoke"], PRESETS["w2"]
+        w(
+            f"`docket bench w2-smoke` (N={smoke.n}, c = {' and '.join(map(str, smoke.concurrency))}, modes "
+            f"{', '.join(smoke.modes)}, one repetition, under 4 minutes; JSON lines to a temp file, this file "
+            f"untouched unless `--out` is given) and `docket bench w2` (N={full.n}, c = "
+            f"{', '.join(map(str, full.concurrency))}, {full.reps} repetitions; rewrites this section, not W1's). "
+            "`python -m bench.suite --from-jsonl FILE` re-renders the section from saved JSON lines. The machine is "
+            "shared: compare ratios within one run, not absolute numbers across runs."
+        )
+    w(end)
     return "\n".join(lines)
 
 
@@ -1036,6 +1332,8 @@ def interpret(report: dict[str, Any]) -> list[str]:
     )
     dc1 = _p(rows, DOCKET_CLIENT, c1)
     probes = report["probes"]
+    # W2: every mode but the empty workflow waits this long for the model, so only differences to B0 are overhead.
+    delay = float(report["meta"]["config"].get("stub_delay_ms") or 0.0)
     if d1 is not None and er1 is not None and e1 is not None:
         text = (
             f"- **Docket next to an empty workflow.** At c={c1} a Docket request takes {_f(d1)} ms p50 over REST, "
@@ -1046,11 +1344,14 @@ def interpret(report: dict[str, Any]) -> list[str]:
             text += f" ({_f(dc1 - e1)} ms client to client)"
         text += "."
         if b01 is not None:
+            model = f", the model's {delay:.0f} ms included," if delay else ""
             text += (
-                f" The stages themselves take {_f(b01)} ms in the plain-asyncio floor (B0), so about "
+                f" The stages themselves{model} take {_f(b01)} ms in the plain-asyncio floor (B0), so about "
                 f"{_f(d1 - er1 - b01)} ms of what Docket adds is orchestration beyond one empty workflow's round trip."
             )
         out.append(text)
+    if delay:
+        out += _overhead(rows, cs, delay, er1, c1)
     hd = report["history"].get(DOCKET_REST) or report["history"].get(DOCKET_CLIENT) or {}
     he = report["history"].get(EMPTY) or {}
     if hd.get("sampled") and he.get("sampled") and hd.get("duration_ms") is not None:
@@ -1139,6 +1440,7 @@ def interpret(report: dict[str, Any]) -> list[str]:
             parts.append(f"{_f(d / b0, 2)}x the plain-asyncio floor ({_f(b0)} ms)")
         if parts:
             out.append(f"- **Baselines at c={c}.** Docket over REST ({_f(d)} ms p50) is " + ", ".join(parts) + ".")
+    out += _variants(report, rows, c1, cmax)
     dr, er = rows.get((DOCKET_REST, cmax)), rows.get((EMPTY_REST, cmax))
     if dr and er and cmax > c1:
         cpu_p = dr["cpu_ms_per_request"]["process"]
@@ -1147,7 +1449,7 @@ def interpret(report: dict[str, Any]) -> list[str]:
         ratio = rps / er["throughput_rps"] if rps and er["throughput_rps"] else None
         text = (
             f"- **Throughput at c={cmax}.** Docket serves {_f(rps)} req/s over REST, the empty workflow "
-            f"{_f(er['throughput_rps'])} req/s ({_f(ratio, 2)}x). "
+            f"{_f(er['throughput_rps'])} req/s ({_f(ratio, 2)}x{', calling no model' if delay else ''}). "
             f"A Docket request costs {_f(cpu_p)} ms of CPU in this process and "
             f"{_f(dr['cpu_ms_per_request']['dev_server'])} ms "
             f"in the dev server"
@@ -1165,6 +1467,14 @@ def interpret(report: dict[str, Any]) -> list[str]:
                 text += (
                     "One Python process (one GIL) holds the load generator, the gateway and the worker, so it is the "
                     "ceiling; the deployed gateway and worker are separate processes."
+                )
+            elif delay:
+                p50 = _p(rows, DOCKET_REST, cmax)
+                text += (
+                    f"No single process is at its ceiling: a closed loop keeps {cmax} requests in flight, so it serves "
+                    f"about c / latency (c / p50 = {_f(cmax * 1000 / p50 if p50 else None)} req/s), and every request "
+                    f"waits {delay:.0f} ms for the model: the latency, the model's share of it included, sets the "
+                    "throughput."
                 )
             else:
                 text += (
@@ -1228,6 +1538,68 @@ def interpret(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def _overhead(
+    rows: dict[tuple[str, int], dict[str, Any]], cs: Sequence[int], delay: float, er1: float | None, c1: int
+) -> list[str]:
+    """With a model that takes `delay` ms (W2), the overhead of each mode: its p50 minus B0's at the same c."""
+    parts = []
+    for c in cs:
+        b0 = _p(rows, "b0", c)
+        added = [
+            f"{LABELS.get(r['mode'], r['mode'])} {r['overhead_vs_b0_ms']:+.1f} ms"
+            for (mode, cc), r in rows.items()
+            if cc == c and mode != "b0" and r["overhead_vs_b0_ms"] is not None
+        ]
+        if b0 is not None and added:
+            parts.append(f"at c={c} B0 takes {_f(b0)} ms p50, and " + ", ".join(added))
+    if not parts:
+        return []
+    text = (
+        f"- **Overhead around a {delay:.0f} ms model.** Every mode below waits {delay:.0f} ms for the stub model, so "
+        "what a mode adds is its p50 minus B0's (the same stages, the model call included, chained in plain asyncio) "
+        "at the same c: " + "; ".join(parts) + "."
+    )
+    if er1 is not None:
+        text += f" For scale: an empty workflow over REST (no model, no stages) takes {_f(er1)} ms p50 at c={c1}."
+    return [text]
+
+
+def _variants(report: dict[str, Any], rows: dict[tuple[str, int], dict[str, Any]], c1: int, cmax: int) -> list[str]:
+    """The Temporal variants and W4 next to the default configuration, from this run."""
+    d1, dmax = _p(rows, DOCKET_REST, c1), _p(rows, DOCKET_REST, cmax)
+    if d1 is None:
+        return []
+    parts = []
+    for mode, what in (
+        (DOCKET_REGULAR, "with every stage a regular activity"),
+        (DOCKET_LAZY, "without eager workflow start"),
+        (DOCKET_POLL, f"submitted and then polled every {POLL_MS} ms (W4)"),
+    ):
+        v1, vmax = _p(rows, mode, c1), _p(rows, mode, cmax)
+        if v1 is None:
+            continue
+        text = f"{what} {_f(v1)} ms ({v1 - d1:+.1f} ms)"
+        rv, rd = _rps(rows, mode, cmax), _rps(rows, DOCKET_REST, cmax)
+        if cmax > c1 and vmax is not None and dmax is not None and rv and rd:
+            text += f" and {_f(rv)} req/s at c={cmax} ({_f(rv / rd, 2)}x)"
+        parts.append(text)
+    if not parts:
+        return []
+    text = (
+        f"- **Temporal variants.** The default (stages local, the model call a regular activity, eager start) takes "
+        f"{_f(d1)} ms p50 at c={c1}; " + "; ".join(parts) + "."
+    )
+    hr, hd = report["history"].get(DOCKET_REGULAR) or {}, report["history"].get(DOCKET_REST) or {}
+    if hr.get("sampled") and hd.get("sampled"):
+        text += (
+            f" With every stage a regular activity a lookup writes {_f(hr['events_median'], 0)} events in "
+            f"{_f(hr['workflow_tasks'], 0)} workflow tasks instead of {_f(hd['events_median'], 0)} in "
+            f"{_f(hd['workflow_tasks'], 0)}: each regular activity is a dispatch to the worker and a workflow task "
+            "back, each local one a marker in a workflow task already running."
+        )
+    return [text]
+
+
 def closing_advice(report: dict[str, Any], missed: Sequence[dict[str, Any]]) -> str:
     """Why the missed targets are missed and what would close them, from this run's CPU and history figures."""
     rows = {(r["mode"], r["concurrency"]): r for r in report["summary"]}
@@ -1259,9 +1631,11 @@ def closing_advice(report: dict[str, Any], missed: Sequence[dict[str, Any]]) -> 
             "instead of per stage, and the fast regular activities as local ones, would bring it near the target "
             "and remove server work (visibility writes, dispatches) with it"
         )
+    grpc = report["probes"].get("grpc", {}).get("p50_ms")
     parts.append(
-        "on the gateway side eager workflow start and update-with-start would save the separate result long-poll "
-        "and describe per request; these Temporal variants are part of the issue and not measured by this run yet"
+        "update-with-start is not run: `?wait` already costs one start call and one result long-poll (the gateway "
+        f"no longer describes the run or fetches the result twice), so folding the two would save about one gRPC "
+        f"round trip ({_f(grpc, 2)} ms here) while adding an update's two history events to every request"
     )
     return "- **What would close them.** " + "; ".join(parts) + "."
 
@@ -1278,7 +1652,7 @@ def write_outputs(report: dict[str, Any], jsonl: str, out: str) -> None:
             Path(jsonl).parent.mkdir(parents=True, exist_ok=True)
             Path(jsonl).write_text(text, encoding="utf-8")
     if out and out != "-":
-        write_section(Path(out), render_markdown(report), BEGIN, END)
+        write_section(Path(out), render_markdown(report), *markers(report["meta"]["config"].get("workload", "W1")))
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -1337,7 +1711,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if out == "-":
             sys.stdout.write(render_markdown(report) + "\n")
         else:
-            write_section(Path(out), render_markdown(report), BEGIN, END)
+            write_outputs(report, "", out)
         return 0
     cfg = config_from_args(args)
     report = asyncio.run(run(cfg))

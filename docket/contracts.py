@@ -86,6 +86,24 @@ class Action(StrEnum):
 # ---------------------------------------------------------------- request workflow
 
 
+class StagePlacement(StrEnum):
+    """Where RequestWorkflow runs its stages (docs/benchmarks.md measures both).
+
+    local: every stage but the model call is a local activity, run inside the workflow task that reaches it
+    (one marker event each, no task-queue round trip); the data tasks stay idempotent through the task-result
+    store, so a stage that re-runs after a worker crash reuses what it computed. The model call stays a regular
+    activity: once it completes, no crash can make Docket pay for it twice.
+    mixed: the stages that do I/O (ledger sums, the document search, the record) and the model call are regular
+    activities, with heartbeats and their own retries, so a crash re-runs only the tasks that had not finished
+    (for ledgers whose sums take seconds); the rest local. Runs recorded before placement existed ran this way.
+    regular: every stage is a regular activity (its own task-queue dispatch, retries and timeouts in the UI).
+    """
+
+    LOCAL = "local"
+    MIXED = "mixed"
+    REGULAR = "regular"
+
+
 class RequestInput(Contract):
     """Input of RequestWorkflow: who asks what, as of which day."""
 
@@ -96,6 +114,11 @@ class RequestInput(Contract):
     submitted_at: datetime | None = None
     # How long to wait for a person to confirm an uncertain reading before asking them to rephrase instead.
     confirm_timeout_seconds: int = 900
+    # Runs started before the stage-placement patch ignore this (they keep the placement they were recorded with).
+    stages: StagePlacement = StagePlacement.LOCAL
+    # Stream the answer's prose to GET /v1/requests/{id}/events while the model writes it. Each flush is a signal
+    # and a workflow task, so the gateway turns it off for a client that waits for the whole result (`?wait`).
+    stream_tokens: bool = True
 
 
 class PeriodRef(Contract):
@@ -433,6 +456,8 @@ class GenerateInput(Contract):
     tenant: str = ""
     # Whose budget the model call spends (docs/generation.md, Budgets); empty in older histories.
     principal_id: str = ""
+    # Publish the prose to the request's event stream while the model writes it (RequestInput.stream_tokens).
+    stream_tokens: bool = True
 
 
 class GenerateResult(Contract):

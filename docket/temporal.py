@@ -58,9 +58,26 @@ def metrics_runtime(port: int) -> Runtime:
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{port}")))
 
 
+# Server settings Docket's latency depends on (docs/benchmarks.md, "The 45 ms hop"). The history service reads a
+# shard's transfer queue (the tasks it hands to matching: every workflow task after the first, every activity
+# task not run eagerly) at most history.transferProcessorMaxPollRPS times a second, 20 by default, through a token
+# bucket holding one second of reads. A dev server has one shard, so under sustained traffic (a few sequential
+# requests are enough) each hop through the task queue waited for the next read, up to 50 ms. 1000 reads a second
+# make that wait about 1 ms. The limit is a ceiling, not a polling rate: an idle server reads no more often
+# (bench/hop.py measured no idle cost). A self-hosted cluster takes the same key in its dynamic config
+# (docs/operations.md).
+DYNAMIC_CONFIG: dict[str, int] = {"history.transferProcessorMaxPollRPS": 1000}
+
+
+def dynamic_config_args() -> list[str]:
+    """`temporal server start-dev --dynamic-config-value` flags for DYNAMIC_CONFIG."""
+    return [arg for key, value in DYNAMIC_CONFIG.items() for arg in ("--dynamic-config-value", f"{key}={value}")]
+
+
 def dev_server_args() -> list[str]:
-    """`temporal server start-dev` flags that register Docket's search attributes with the server."""
-    return [arg for key in SEARCH_ATTRIBUTES for arg in ("--search-attribute", f"{key.name}=Keyword")]
+    """`temporal server start-dev` flags: Docket's search attributes and DYNAMIC_CONFIG."""
+    attributes = [arg for key in SEARCH_ATTRIBUTES for arg in ("--search-attribute", f"{key.name}=Keyword")]
+    return attributes + dynamic_config_args()
 
 
 class SearchAttributesMissingError(DocketError):

@@ -25,7 +25,7 @@ from docket import db, ingest, tokens
 from docket.contracts import SEARCH_ATTRIBUTES
 from docket.settings import Settings
 from docket.telemetry import setup_tracing
-from docket.temporal import tracing_plugin
+from docket.temporal import dynamic_config_args, tracing_plugin
 from tests.support.stub_openai import StubOpenAI
 from worker.main import Components, make_worker
 
@@ -90,6 +90,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         plugins=[tracing_plugin()],
         search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_extra_args=dynamic_config_args(),
     )
     try:
         yield env

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.contrib.workflow_streams import WorkflowStream
 from temporalio.exceptions import ActivityError, ApplicationError
 
@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         ScoreInput,
         ScoreResult,
         Stage,
+        StagePlacement,
         StreamEvent,
         period_from_label,
         required_action,
@@ -76,6 +77,13 @@ IO_RETRY = RetryPolicy(
 PATCH_CONCURRENT_RETRIEVAL = "gather-retrieval-concurrently"
 PATCH_RECORD_FAILURES = "record-stage-failures"
 PATCH_SEARCH_ATTRIBUTES = "search-attributes"
+# Runs after this patch place their stages by RequestInput.stages (local by default: everything but the model call
+# inside the workflow task, docs/benchmarks.md), take tenant and principal from the start request when the
+# starter set them, and write intent, complexity and outcome in one upsert. Runs before it keep the mix they were
+# recorded with (classify, authorize, plan, compute and score local; the rest regular).
+PATCH_STAGE_PLACEMENT = "stage-placement"
+
+ResultT = TypeVar("ResultT")
 
 
 async def _no_retrieval() -> RetrieveResult:
@@ -193,6 +201,11 @@ class RequestWorkflow:
         self._confirmation: ConfirmInput | None = None
         self._confirm_timeout = 900
         self._indexed = False
+        # None: a run recorded before the stage-placement patch (its legacy mix of local and regular stages).
+        self._placement: StagePlacement | None = None
+        # The reading whose intent and complexity are not yet in the run's search attributes (placement runs write
+        # them with the outcome, or before waiting for a person, so a lookup upserts once).
+        self._unindexed: ClassifyResult | None = None
         # Progress for GET /v1/requests/{id}/events. Publishing from the workflow appends to an in-memory log and
         # adds no command, so histories recorded before streaming still replay; the generate activity publishes
         # tokens into the same log by signal (activities/llm/stream.py).
@@ -207,6 +220,50 @@ class RequestWorkflow:
         self._stage_started = now
         if stage != Stage.DONE:  # the end is announced by the `result` event, with the outcome
             self._events.publish(StreamEvent(kind="stage", stage=stage, timings=dict(self._timings)))
+
+    async def _call(
+        self,
+        name: str,
+        arg: object,
+        result_type: type[ResultT],
+        *,
+        mixed_local: bool,
+        start_to_close: timedelta,
+        retry: RetryPolicy,
+        summary: str,
+        heartbeat: timedelta | None = None,
+        model_call: bool = False,
+    ) -> ResultT:
+        """One stage's activity, local or regular as the run's placement says; `mixed_local` is its place in
+        the mixed placement, which runs recorded before placement existed used.
+
+        A model call is always a regular activity: a local one that finished just before a worker crash would
+        run again (its marker is written with the workflow task), and a model call costs money.
+        """
+        if self._placement in (None, StagePlacement.MIXED):
+            local = mixed_local
+        else:
+            local = self._placement == StagePlacement.LOCAL and not model_call
+        if local:
+            done: ResultT = await workflow.execute_local_activity(
+                name,
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=start_to_close,
+                retry_policy=retry,
+                summary=summary,
+            )
+            return done
+        ran: ResultT = await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=start_to_close,
+            heartbeat_timeout=heartbeat,
+            retry_policy=retry,
+            summary=summary,
+        )
+        return ran
 
     @workflow.query(name="status")
     def status(self) -> RequestStatus:
@@ -233,12 +290,26 @@ class RequestWorkflow:
     async def run(self, req: RequestInput) -> RequestResult:
         # Decided once, as the run's very first command, so the patch marker sits at the same place in every new
         # history whatever the run does later (local activities, signals, updates); runs recorded before the
-        # patch have no marker and never upsert.
-        self._indexed = workflow.patched(PATCH_SEARCH_ATTRIBUTES)
+        # search-attributes patch have no marker and never upsert.
+        if workflow.patched(PATCH_STAGE_PLACEMENT):
+            # The newest patch implies every earlier one (search attributes, concurrent retrieval, recorded
+            # failures): a new run asks for it alone, since each patch costs a marker and an upsert of
+            # TemporalChangeVersion in history. Runs recorded earlier have no marker for it and take their
+            # recorded branches below.
+            self._placement = req.stages
+            self._indexed = True
+        else:
+            self._indexed = workflow.patched(PATCH_SEARCH_ATTRIBUTES)
         if self._indexed:
-            workflow.upsert_search_attributes(
-                [SA_TENANT.value_set(req.tenant), SA_PRINCIPAL.value_set(req.principal_id)]
-            )
+            # The API sets tenant and principal when it starts the run; a run started without them adds them.
+            given = workflow.info().typed_search_attributes
+            who = [
+                update
+                for update in (SA_TENANT.value_set(req.tenant), SA_PRINCIPAL.value_set(req.principal_id))
+                if self._placement is None or given.get(update.key) is None
+            ]
+            if who:
+                workflow.upsert_search_attributes(who)
         self._confirm_timeout = req.confirm_timeout_seconds
         wid = workflow.info().workflow_id
         events: list[AuditEvent] = []
@@ -270,7 +341,8 @@ class RequestWorkflow:
             # A stage failed for good (non-retryable, or out of retries): record the failure with its cause so
             # GET shows why and the audit trail is complete. Histories from before the patch failed the run.
             # (A failed local activity surfaces as its ApplicationError, a regular one as ActivityError.)
-            if self._stage in (Stage.RECORD, Stage.DONE) or not workflow.patched(PATCH_RECORD_FAILURES):
+            records = self._placement is not None or workflow.patched(PATCH_RECORD_FAILURES)
+            if self._stage in (Stage.RECORD, Stage.DONE) or not records:
                 await self._close_stream(
                     StreamEvent(kind="result", outcome=Outcome.FAILED, timings=dict(self._timings))
                 )
@@ -295,13 +367,14 @@ class RequestWorkflow:
         actor = req.principal_id
         # 1 classify
         self._enter(Stage.CLASSIFY)
-        cls = await workflow.execute_local_activity(
+        cls = await self._call(
             names.CLASSIFY,
             ClassifyInput(tenant=req.tenant, question=req.question, as_of=req.as_of),
-            result_type=ClassifyResult,
+            ClassifyResult,
+            mixed_local=True,
             # Rules and the model take milliseconds; the LLM layer, for the rare ambiguous request, may take long.
-            start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=FAST_RETRY,
+            start_to_close=timedelta(seconds=60),
+            retry=FAST_RETRY,
             summary="understand the question: intent, complexity, slots",
         )
         base.classification = _view(cls)
@@ -346,12 +419,13 @@ class RequestWorkflow:
 
         # 3 plan
         self._enter(Stage.PLAN)
-        plan = await workflow.execute_local_activity(
+        plan = await self._call(
             names.PLAN,
             PlanInput(tenant=req.tenant, question=req.question, classification=cls, authorization=authz),
-            result_type=Plan,
-            start_to_close_timeout=FAST,
-            retry_policy=FAST_RETRY,
+            Plan,
+            mixed_local=True,
+            start_to_close=FAST,
+            retry=FAST_RETRY,
             summary="plan the data tasks and the document search",
         )
         audit(
@@ -380,7 +454,7 @@ class RequestWorkflow:
         # 4 gather: the task DAG (every task once its operands are done) with the document search alongside
         self._enter(Stage.GATHER)
         try:
-            if workflow.patched(PATCH_CONCURRENT_RETRIEVAL):
+            if self._placement is not None or workflow.patched(PATCH_CONCURRENT_RETRIEVAL):
                 results, retrieved = await self._gather(req, plan)
             else:
                 # Histories recorded before the patch scheduled the search only after every ledger task (their
@@ -419,7 +493,7 @@ class RequestWorkflow:
 
         # 5 generate
         self._enter(Stage.GENERATE)
-        gen = await workflow.execute_activity(
+        gen = await self._call(
             names.GENERATE,
             GenerateInput(
                 question=req.question,
@@ -430,13 +504,16 @@ class RequestWorkflow:
                 passages=retrieved.passages,
                 tenant=req.tenant,
                 principal_id=req.principal_id,
+                stream_tokens=req.stream_tokens,
             ),
-            result_type=GenerateResult,
-            start_to_close_timeout=timedelta(seconds=120),
+            GenerateResult,
+            mixed_local=False,
+            model_call=True,
+            start_to_close=timedelta(seconds=120),
             # The activity heartbeats every few seconds while the model works: a worker that dies mid-call is
             # noticed in seconds, not after the whole start-to-close timeout.
-            heartbeat_timeout=timedelta(seconds=15),
-            retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1)),
+            heartbeat=timedelta(seconds=15),
+            retry=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1)),
             summary=f"word the answer from {len(facts)} facts and {len(retrieved.passages)} passages",
         )
         events.append(
@@ -454,7 +531,7 @@ class RequestWorkflow:
 
         # 6 score
         self._enter(Stage.SCORE)
-        scored = await workflow.execute_local_activity(
+        scored = await self._call(
             names.SCORE,
             ScoreInput(
                 classification=cls,
@@ -467,9 +544,10 @@ class RequestWorkflow:
                 assumptions=len(plan.assumptions),
                 template=plan.template,
             ),
-            result_type=ScoreResult,
-            start_to_close_timeout=FAST,
-            retry_policy=FAST_RETRY,
+            ScoreResult,
+            mixed_local=True,
+            start_to_close=FAST,
+            retry=FAST_RETRY,
             summary="score confidence and choose the response type",
         )
         audit(Stage.SCORE, scored.outcome.value, score=scored.confidence.score)
@@ -532,6 +610,8 @@ class RequestWorkflow:
                 failure = search.exception()
                 if isinstance(failure, ActivityError):
                     raise _TaskFailedError(None, failure, failure.activity_type or names.RETRIEVE) from failure
+                if isinstance(failure, ApplicationError):  # the search as a local activity
+                    raise _TaskFailedError(None, failure, names.RETRIEVE) from failure
                 if failure is not None:
                     raise failure
             for fut in sorted((f for f in done if f is not search), key=lambda f: order[running[f].task_id]):
@@ -549,58 +629,61 @@ class RequestWorkflow:
     async def _run_task(
         self, req: RequestInput, plan: Plan, task: DataTask, results: dict[str, LedgerQueryResult]
     ) -> LedgerQueryResult:
-        """One data task: a ledger sum as a regular activity, a computation over its operands as a local one."""
+        """One data task: a ledger sum, or a computation over its operands (legacy runs: the sum a regular
+        activity, the computation a local one). Either way a retry, or a re-run after a worker crash, reuses what
+        an earlier attempt stored (docket/dataversion.py)."""
         data = LedgerQueryInput(tenant=req.tenant, task=task, data_version=plan.data_version)
         summary = f"{task.metric} {task.entity_label} {task.period.label}"
         if task.kind == "sum":
-            result: LedgerQueryResult = await workflow.execute_activity(
+            return await self._call(
                 names.LEDGER_QUERY,
                 data,
-                result_type=LedgerQueryResult,
-                start_to_close_timeout=timedelta(seconds=30),
+                LedgerQueryResult,
+                mixed_local=False,
+                start_to_close=timedelta(seconds=30),
                 # A long sum heartbeats (activities/errors.py): a worker that dies mid-task is noticed in
-                # seconds, and the retry reuses what the dead attempt stored (docket/dataversion.py).
-                heartbeat_timeout=timedelta(seconds=10),
-                retry_policy=IO_RETRY,
+                # seconds when the sum is a regular activity.
+                heartbeat=timedelta(seconds=10),
+                retry=IO_RETRY,
                 summary=summary,
             )
-            return result
-        # Arithmetic on figures already in history: milliseconds, so no round trip through the task queue.
+        # Arithmetic on figures already in history: milliseconds.
         data.inputs = [results[d] for d in task.depends_on]
-        computed: LedgerQueryResult = await workflow.execute_local_activity(
+        return await self._call(
             names.COMPUTE_TASK,
             data,
-            result_type=LedgerQueryResult,
-            start_to_close_timeout=FAST,
-            retry_policy=FAST_RETRY,
+            LedgerQueryResult,
+            mixed_local=True,
+            start_to_close=FAST,
+            retry=FAST_RETRY,
             summary=summary,
         )
-        return computed
 
     async def _retrieve(self, query: RetrievalQuery) -> RetrieveResult:
-        found: RetrieveResult = await workflow.execute_activity(
+        return await self._call(
             names.RETRIEVE,
             RetrieveInput(query=query),
-            result_type=RetrieveResult,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=IO_RETRY,
+            RetrieveResult,
+            mixed_local=False,
+            start_to_close=timedelta(seconds=30),
+            retry=IO_RETRY,
             summary=f"search documents ({len(query.entities)} entities, clearance {query.max_clearance})",
         )
-        return found
 
     async def _authorize(
         self, req: RequestInput, cls: ClassifyResult, base: RequestResult, events: list[AuditEvent]
     ) -> AuthorizeResult:
         """One Cedar decision for the reading, recorded on the result and as an audit event."""
         self._enter(Stage.AUTHORIZE)
-        authz: AuthorizeResult = await workflow.execute_local_activity(
+        authz = await self._call(
             names.AUTHORIZE,
             AuthorizeInput(
                 tenant=req.tenant, principal_id=req.principal_id, action=required_action(cls), classification=cls
             ),
-            result_type=AuthorizeResult,
-            start_to_close_timeout=FAST,
-            retry_policy=FAST_RETRY,
+            AuthorizeResult,
+            mixed_local=True,
+            start_to_close=FAST,
+            retry=FAST_RETRY,
             summary=f"authorize {required_action(cls).value} for {req.principal_id}",
         )
         base.authorization = AuthorizationView(
@@ -633,6 +716,9 @@ class RequestWorkflow:
         self._pending = cls
         self._confirmation = None
         self._enter(Stage.CONFIRM)
+        if self._indexed and self._placement is not None and self._unindexed is not None:
+            # A person may take minutes: the reading is searchable while the run waits.
+            workflow.upsert_search_attributes(self._reading_attributes())
         try:
             await workflow.wait_condition(
                 lambda: self._confirmation is not None,
@@ -657,7 +743,9 @@ class RequestWorkflow:
         corrected = [k for k in ("intent", "complexity", "entities", "periods") if getattr(confirmation, k)]
         audit(Stage.CONFIRM, "corrected" if corrected else "accepted", corrected=corrected)
         base.classification = _view(confirmed)
-        if corrected and self._indexed:
+        if corrected and self._indexed and self._placement is not None:
+            self._unindexed = confirmed
+        elif corrected and self._indexed:
             workflow.upsert_search_attributes(
                 [SA_INTENT.value_set(confirmed.intent.value), SA_COMPLEXITY.value_set(confirmed.complexity.value)]
             )
@@ -666,15 +754,27 @@ class RequestWorkflow:
 
     def _index(self, req: RequestInput, cls: ClassifyResult) -> None:
         """Search attributes of the run (who asked, what was understood): filters in the Temporal UI and
-        `temporal workflow list --query`. Runs recorded before the patch never upserted them."""
-        if self._indexed:
-            workflow.upsert_search_attributes(
-                [SA_INTENT.value_set(cls.intent.value), SA_COMPLEXITY.value_set(cls.complexity.value)]
-            )
+        `temporal workflow list --query`. Runs recorded before the patch never upserted them; runs after the
+        stage-placement patch write the reading with the outcome (or before waiting for a person), in one upsert."""
+        if not self._indexed:
+            return
+        if self._placement is not None:
+            self._unindexed = cls
+            return
+        workflow.upsert_search_attributes(
+            [SA_INTENT.value_set(cls.intent.value), SA_COMPLEXITY.value_set(cls.complexity.value)]
+        )
+
+    def _reading_attributes(self) -> list[SearchAttributeUpdate[Any]]:
+        """The pending reading's search attributes, once (placement runs)."""
+        cls, self._unindexed = self._unindexed, None
+        if cls is None:
+            return []
+        return [SA_INTENT.value_set(cls.intent.value), SA_COMPLEXITY.value_set(cls.complexity.value)]
 
     async def _finish(self, wid: str, result: RequestResult, events: list[AuditEvent]) -> RequestResult:
         if self._indexed:
-            workflow.upsert_search_attributes([SA_OUTCOME.value_set(result.outcome.value)])
+            workflow.upsert_search_attributes([*self._reading_attributes(), SA_OUTCOME.value_set(result.outcome.value)])
         # 7 record: the record stage's own audit row is written in the same idempotent transaction.
         self._enter(Stage.RECORD)
         events.append(
@@ -687,12 +787,13 @@ class RequestWorkflow:
             )
         )
         result.timings = dict(self._timings)
-        await workflow.execute_activity(
+        await self._call(
             names.RECORD,
             RecordInput(workflow_id=wid, result=result, events=events),
-            result_type=RecordResult,
-            start_to_close_timeout=timedelta(seconds=15),
-            retry_policy=IO_RETRY,
+            RecordResult,
+            mixed_local=False,
+            start_to_close=timedelta(seconds=15),
+            retry=IO_RETRY,
             summary=f"record the {result.outcome.value} result and {len(events)} audit events",
         )
         self._enter(Stage.DONE)

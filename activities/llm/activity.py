@@ -128,7 +128,7 @@ class GenerateActivities:
         """Word the answer from masked facts and safe context."""
         info = activity.info()
         with tracer.start_as_current_span("docket.generate") as span:
-            async with TokenStream.open() as tokens:
+            async with TokenStream.open() if data.stream_tokens else TokenStream.disabled() as tokens:
                 hooks = _ActivityHooks(self, data, info, tokens)
                 if info.start_to_close_timeout:
                     # Finish (or give up on the model) before Temporal's own timeout cuts the attempt off: a

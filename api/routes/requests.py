@@ -16,7 +16,12 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -28,6 +33,8 @@ from api.routes.usage import enforce_budget
 from api.schemas import ConfirmRequest, RequestCreate, RequestView
 from docket import temporal
 from docket.contracts import (
+    SA_PRINCIPAL,
+    SA_TENANT,
     ConfirmInput,
     ConfirmResult,
     Outcome,
@@ -35,6 +42,7 @@ from docket.contracts import (
     RequestResult,
     RequestStatus,
     Stage,
+    StagePlacement,
     StreamEvent,
 )
 from docket.db import Principal
@@ -103,6 +111,17 @@ async def _owned_handle(client: Client, wid: str, principal: Principal) -> tuple
     return handle, desc
 
 
+def _completed(request: Request, result: RequestResult, links: dict[str, str]) -> RequestView:
+    base = str(request.base_url).rstrip("/")
+    result.citations = [c.model_copy(update={"url": f"{base}/v1/documents/{c.doc_id}"}) for c in result.citations]
+    return RequestView(
+        **result.model_dump(exclude={"links", "status"}),
+        status="completed",
+        stage=Stage.DONE,
+        links=links,
+    )
+
+
 async def _view(
     state: AppState, request: Request, handle: WorkflowHandle[Any, Any], desc: Any, memo: Mapping[str, Any]
 ) -> RequestView:
@@ -110,15 +129,7 @@ async def _view(
     status = STATUS_NAMES.get(desc.status, "running") if desc.status is not None else "running"
     links = _links(state, request, wid)
     if status == "completed":
-        result = RequestResult.model_validate(await handle.result())
-        base = str(request.base_url).rstrip("/")
-        result.citations = [c.model_copy(update={"url": f"{base}/v1/documents/{c.doc_id}"}) for c in result.citations]
-        return RequestView(
-            **result.model_dump(exclude={"links", "status"}),
-            status="completed",
-            stage=Stage.DONE,
-            links=links,
-        )
+        return _completed(request, RequestResult.model_validate(await handle.result()), links)
     common: dict[str, Any] = {
         "request_id": wid,
         "links": links,
@@ -223,6 +234,9 @@ async def create_request(
                 as_of=as_of,
                 submitted_at=datetime.now(UTC),
                 confirm_timeout_seconds=state.settings.confirm_timeout_seconds,
+                stages=StagePlacement(state.settings.stage_placement),
+                # A client that waits in the POST reads the result, not the prose as it is written.
+                stream_tokens=wait == 0,
             ),
             id=wid,
             task_queue=state.settings.task_queue,
@@ -231,6 +245,11 @@ async def create_request(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             memo=memo,
             static_summary=f"{principal.id}: {question[:120]}",
+            request_eager_start=state.settings.eager_start,
+            # Searchable from the first moment, at no cost in history (the run adds the rest in one upsert).
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(SA_TENANT, principal.tenant), SearchAttributePair(SA_PRINCIPAL, principal.id)]
+            ),
         )
     except WorkflowAlreadyStartedError:
         handle = client.get_workflow_handle(wid)
@@ -254,12 +273,17 @@ async def create_request(
         ) from exc
     if wait > 0:
         try:
-            await asyncio.wait_for(handle.result(), timeout=wait)
+            done = await asyncio.wait_for(handle.result(), timeout=wait)
         except TimeoutError:
             pass
         except Exception:
             # A failed workflow is reported by the view below, not as a gateway error.
             pass
+        else:
+            # The result is in hand: answer from it, without describing the run and fetching it a second time.
+            view = _completed(request, RequestResult.model_validate(done), _links(state, request, wid))
+            response.headers["Location"] = view.links["self"]
+            return view
     desc = await handle.describe()
     view = await _view(state, request, handle, desc, await desc.memo())
     if view.status == "running":

@@ -4,6 +4,7 @@ answered, never sent to a model (the model is a real OpenAI-compatible HTTP serv
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -60,10 +61,19 @@ async def retrieved(client: Client, wid: str) -> RetrieveResult:
     }
     for e in history.events:
         attrs = e.activity_task_completed_event_attributes
+        payloads = None
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED and (
             scheduled[attrs.scheduled_event_id] == names.RETRIEVE
         ):
-            [result] = await client.data_converter.decode(attrs.result.payloads, [RetrieveResult])
+            payloads = attrs.result.payloads
+        marker = e.marker_recorded_event_attributes
+        # The default stage placement runs the search as a local activity: its result is in a marker.
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED and marker.marker_name == "core_local_activity":
+            data = json.loads(marker.details["data"].payloads[0].data)
+            if data["activity_type"] == names.RETRIEVE and "result" in marker.details:
+                payloads = marker.details["result"].payloads
+        if payloads is not None:
+            [result] = await client.data_converter.decode(payloads, [RetrieveResult])
             assert isinstance(result, RetrieveResult)
             return result
     pytest.fail(f"{wid} ran no document search")

@@ -8,12 +8,14 @@ behind workflow.patched instead).
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
 
 from cli.replay import WORKFLOWS, replay_history
+from docket.contracts import RequestInput, StagePlacement
 from tests.conftest import Stack
 from tests.replay.changed_workflow import ChangedRequestWorkflow
 
@@ -37,6 +39,25 @@ RECORD = {
     # Recorded after the search-attributes patch: upserts once understood and when finished.
     "search-attributes-denied": ("carol", "What was payroll for MER-US in January 2026?"),
     "search-attributes-growth": ("grace", "What is the yoy growth of revenue for MER-JP in September 2026?"),
+    # Recorded after the stage-placement patch (default placement: every stage but the model call local; tenant
+    # and principal set by the gateway at start; intent, complexity and outcome in one upsert).
+    "placement-local-lookup": ("alice", "What was revenue for MER-US last month?"),
+    "placement-local-denied": ("carol", "What was payroll for MER-US in January 2026?"),
+    "placement-local-scenario": (
+        "alice",
+        "Run a scenario: what happens to MER-US gross margin in October 2026 if materials cost rises 10%?",
+    ),
+    "placement-local-group-qualified": ("alice", "What was total revenue for the group in October 2026?"),
+}
+# Recorded through the Temporal client with another RequestInput.stages and no start-time search attributes (the
+# run upserts tenant and principal itself).
+RECORD_PLACED = {
+    "placement-regular-comparison": (
+        "dave",
+        "Compare revenue across EMEA entities for Q2 2026",
+        StagePlacement.REGULAR,
+    ),
+    "placement-mixed-variance": ("bob", "Why did COGS for MER-DE change in March 2026?", StagePlacement.MIXED),
 }
 
 
@@ -61,7 +82,8 @@ def load(path: Path) -> WorkflowHistory:
 def test_histories_are_committed() -> None:
     # confirm-accepted is recorded by tests/integration/test_confirmation.py (it needs the LLM layer's stack), and
     # streamed-retry-reset by tests/integration/test_streaming.py (a model stream dropped, its reset, polls).
-    assert {p.stem for p in committed()} >= {*RECORD, *RECORD_OTHER, "confirm-accepted", "streamed-retry-reset"}
+    expected = {*RECORD, *RECORD_PLACED, *RECORD_OTHER, "confirm-accepted", "streamed-retry-reset"}
+    assert {p.stem for p in committed()} >= expected
 
 
 @pytest.mark.parametrize("path", committed(), ids=lambda p: p.stem)
@@ -108,6 +130,23 @@ async def test_record_histories(stack: Stack) -> None:
         )
         history = await stack.client.get_workflow_handle(resp.json()["request_id"]).fetch_history()
         (HISTORIES / f"{name}.json").write_text(history.to_json(), encoding="utf-8")
+    for name, (principal, question, stages) in RECORD_PLACED.items():
+        if (HISTORIES / f"{name}.json").exists() and os.environ.get("DOCKET_RECORD_HISTORIES_OVERWRITE") != "1":
+            continue
+        handle = await stack.client.start_workflow(
+            "RequestWorkflow",
+            RequestInput(
+                tenant="meridian",
+                principal_id=principal,
+                question=question,
+                as_of=date(2026, 11, 21),
+                stages=stages,
+            ),
+            id=f"req-record-{name}",
+            task_queue=stack.task_queue,
+        )
+        await handle.result()
+        (HISTORIES / f"{name}.json").write_text((await handle.fetch_history()).to_json(), encoding="utf-8")
 
 
 @pytest.mark.integration
