@@ -24,7 +24,8 @@ class RequestCreate(BaseModel):
 
 
 class RequestView(RequestResult):
-    """The result contract as the gateway serves it; `outcome` is null and `stage` set while it runs."""
+    """The result contract as the gateway serves it; `outcome` is null while it runs, and `stage` the current stage
+    (null for the moment a worker is inside a workflow task)."""
 
     outcome: Outcome | None = None  # type: ignore[assignment]
     stage: Stage | None = None

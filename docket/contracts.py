@@ -89,10 +89,12 @@ class Action(StrEnum):
 class StagePlacement(StrEnum):
     """Where RequestWorkflow runs its stages (docs/benchmarks.md measures both).
 
-    local: every stage but the model call is a local activity, run inside the workflow task that reaches it
-    (one marker event each, no task-queue round trip); the data tasks stay idempotent through the task-result
-    store, so a stage that re-runs after a worker crash reuses what it computed. The model call stays a regular
-    activity: once it completes, no crash can make Docket pay for it twice.
+    local: every stage but the answer's model call is a local activity, run inside the workflow task that reaches
+    it (one marker event each, no task-queue round trip); the data tasks stay idempotent through the task-result
+    store, so a stage that re-runs after a worker crash reuses what it computed. The answer's model call stays a
+    regular activity: once it completes, no crash can make Docket pay for it twice. (The classifier's LLM layer,
+    asked only about ambiguous questions, runs inside classify: a crash before its workflow task completes asks
+    again.) The gateway decides the placement (DOCKET_STAGE_PLACEMENT); the worker runs what the request says.
     mixed: the stages that do I/O (ledger sums, the document search, the record) and the model call are regular
     activities, with heartbeats and their own retries, so a crash re-runs only the tasks that had not finished
     (for ledgers whose sums take seconds); the rest local. Runs recorded before placement existed ran this way.

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     # process (Temporal's eager workflow start), skipping one task-queue hop. With no such worker (the usual
     # separate API and worker processes) the server dispatches it as usual: harmless, so on by default.
     eager_start: bool = True
+    # Run workflows in the Temporal SDK's sandbox (worker.main.make_worker): on by default, it catches
+    # non-deterministic calls in workflow code at run time; off saves the worker the CPU of re-importing the
+    # workflow module for every run (docs/benchmarks.md). Replays (`docket replay`, the tests) always use it.
+    workflow_sandbox: bool = True
     classifier_model: Path | None = None  # default: the artifact shipped in activities/classify/artifacts/
     # Audit log: every Nth event of a tenant's hash chain is also written to audit_anchors (docs/audit.md).
     audit_anchor_every: int = Field(default=100, ge=1)

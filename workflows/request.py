@@ -1,9 +1,10 @@
 """RequestWorkflow: understand → authorize → plan → gather → generate → score → record.
 
 Orchestration only: every decision and every figure comes from an activity, so history holds the complete,
-replayable story of a request. Fast CPU-bound steps (classify, authorize, plan, score) are local activities;
-I/O that can fail on its own or take long (ledger tasks, retrieval, the model, the database write) are regular
-activities with their own retries and visibility in the UI. docs/architecture.md has the measurements.
+replayable story of a request. Where each stage runs is the request's StagePlacement (docket/contracts.py,
+docs/operations.md "Latency"): by default every stage but the answer's model call is a local activity, so a
+lookup takes two workflow tasks; `mixed` keeps the I/O stages (ledger tasks, retrieval, the database write)
+regular activities with their own retries and visibility in the UI, as runs before the placement patch did.
 """
 
 from __future__ import annotations
@@ -341,8 +342,9 @@ class RequestWorkflow:
             # A stage failed for good (non-retryable, or out of retries): record the failure with its cause so
             # GET shows why and the audit trail is complete. Histories from before the patch failed the run.
             # (A failed local activity surfaces as its ApplicationError, a regular one as ActivityError.)
-            records = self._placement is not None or workflow.patched(PATCH_RECORD_FAILURES)
-            if self._stage in (Stage.RECORD, Stage.DONE) or not records:
+            if self._stage in (Stage.RECORD, Stage.DONE) or not (
+                self._placement is not None or workflow.patched(PATCH_RECORD_FAILURES)
+            ):
                 await self._close_stream(
                     StreamEvent(kind="result", outcome=Outcome.FAILED, timings=dict(self._timings))
                 )

@@ -139,6 +139,14 @@ async def _view(
         "as_of": date.fromisoformat(memo["as_of"]) if memo.get("as_of") else None,
     }
     if status == "running":
+        raw = desc.raw_description
+        if raw.HasField("pending_workflow_task"):
+            # The server answers a query only between workflow tasks: with one scheduled or running (with the
+            # local stage placement most stages run inside one) it holds the query until that task completes, so
+            # asking would cost this poll seconds. Queued if nothing has run yet (history: started, scheduled),
+            # else running with the stage unknown at this instant; the next poll, or the event stream, has it.
+            queued = raw.workflow_execution_info.history_length <= 2
+            return RequestView(**common, status="running", stage=Stage.QUEUED if queued else None)
         try:
             # A query needs a worker; with none polling it would block for the server's default 30 s.
             st: RequestStatus = await handle.query(
@@ -264,6 +272,20 @@ async def create_request(
                 hint="use a new Idempotency-Key for a new question",
             ) from None
     except RPCError as exc:
+        if exc.status == RPCStatusCode.INVALID_ARGUMENT and (
+            "no mapping defined for search attribute" in str(exc) or "is not defined" in str(exc)
+        ):
+            # A namespace no worker has prepared yet (the worker registers them at start-up).
+            raise Problem(
+                503,
+                "search-attributes-missing",
+                "Temporal's namespace lacks Docket's search attributes",
+                detail=str(exc),
+                hint="start a worker once (it registers them), or run `temporal operator search-attribute create "
+                "--namespace <ns> --name DocketTenant --type Keyword` for each of DocketTenant, DocketPrincipal, "
+                "DocketIntent, DocketComplexity, DocketOutcome (Temporal Cloud: `tcld namespace search-attributes "
+                "add`)",
+            ) from exc
         raise Problem(
             503,
             "temporal-unavailable",
@@ -400,7 +422,8 @@ async def _status_stages(state: AppState, request: Request, handle: WorkflowHand
         if desc.status != WorkflowExecutionStatus.RUNNING:
             return
         view = await _view(state, request, handle, desc, await desc.memo())
-        if view.stage != last:
+        # No stage at this instant (a workflow task in progress) is not a change of stage.
+        if view.stage is not None and view.stage != last:
             last, quiet = view.stage, 0.0
             yield _sse("stage", StreamEvent(kind="stage", stage=view.stage, timings=view.timings).model_dump_json())
         elif quiet >= KEEPALIVE_SECONDS:

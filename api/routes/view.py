@@ -168,7 +168,8 @@ def timeline(view: RequestView) -> Timeline:
 def outcome_badge(view: RequestView) -> tuple[str, str]:
     """(css class, words) of the badge in the header."""
     if view.status == "running":
-        stage = view.stage.value if view.stage is not None else "queued"
+        # No stage: a worker is inside a workflow task at this instant (api/routes/requests.py _view).
+        stage = view.stage.value if view.stage is not None else "in progress"
         return "running", f"Running · {stage}"
     if view.outcome is None:
         return "failed", view.status.title()

@@ -325,6 +325,14 @@ async def test_running_then_failed_request(stack: Stack) -> None:
     assert "the workflow ended as terminated" in text(section(doc, "limitations"))
 
 
+def test_a_running_request_inside_a_workflow_task_shows_no_stage() -> None:
+    """GET answers stage null while a worker is inside a workflow task (the server would hold a query until it
+    completes): the page says the request is in progress, not queued."""
+    doc = render(view_of(status="running", stage=None, links={"self": "http://h/v1/requests/req-x"}))
+    assert '<span class="badge running" id="outcome">Running · in progress</span>' in doc
+    assert "The request is still running (stage in progress)" in doc and "queued" not in doc
+
+
 def test_a_running_request_shows_its_current_stage() -> None:
     doc = render(
         view_of(

@@ -26,6 +26,7 @@ import uvicorn
 from openai import AsyncOpenAI
 from sqlalchemy import Engine
 from temporalio import activity, workflow
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.common import RetryPolicy
 from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamClient
@@ -34,8 +35,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 import api.routes.requests as requests_route
+from activities import names
 from activities.classify.model import IntentModel
-from activities.llm.engine import OpenAIGenerator, TemplateGenerator
+from activities.llm.engine import GenerationHooks, OpenAIGenerator, TemplateGenerator
 from activities.llm.stream import TokenStream
 from activities.retrieve.engine import DocumentIndex, sync_index
 from api.main import create_app
@@ -126,20 +128,21 @@ async def serve_stack(
 
 
 class PacedGenerator:
-    """The template answer, streamed a word at a time through TokenStream: a request that runs for about two
-    seconds, so its event stream can be dropped and resumed while the workflow is still running."""
+    """The template answer, streamed a word at a time through the activity's hooks (as a model's reply is): a
+    request that runs for about two seconds, so its event stream can be dropped and resumed while the workflow is
+    still running."""
 
     name = "template"
 
     def __init__(self, pause: float = 0.15) -> None:
         self.pause = pause
 
-    async def generate(self, data: GenerateInput, hooks: Any = None) -> GenerateResult:
+    async def generate(self, data: GenerateInput, hooks: GenerationHooks | None = None) -> GenerateResult:
         result = await TemplateGenerator().generate(data)
-        async with TokenStream.open() as stream:
-            for word in result.answer.split(" "):
-                stream.token(word + " ")
-                await asyncio.sleep(self.pause)
+        for word in result.answer.split(" "):
+            if hooks is not None:
+                hooks.token(word + " ")
+            await asyncio.sleep(self.pause)
         return result
 
 
@@ -251,6 +254,32 @@ async def test_events_show_the_stages_the_prose_and_the_result(served: Served, d
     # Stage events carry the milliseconds of the stages finished so far.
     record = next(f.json() for f in events if f.event == "stage" and f.json()["stage"] == "record")
     assert set(record["timings"]) >= {"classify", "authorize", "plan", "gather", "generate", "score"}
+
+
+async def test_a_request_that_waits_for_its_result_streams_no_prose(served: Served) -> None:
+    """`?wait`: the client reads the result, so the generation publishes no tokens (no signal, no workflow task
+    for them in history); the stages and the result are still on the stream."""
+    resp = await served.http.post(
+        "/v1/requests",
+        params={"wait": 60},
+        json={"question": QUESTION, "as_of": "2026-11-21"},
+        headers=served.auth("alice"),
+    )
+    assert resp.status_code == 200, resp.text
+    wid = resp.json()["request_id"]
+    events = await read(served, wid)
+    assert [f.event for f in events if f.event == "token"] == []
+    assert events[-1].event == "result" and events[-1].json()["answer"] == resp.json()["answer"]
+    history = await served.client.get_workflow_handle(wid).fetch_history()
+    assert not [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
+    [scheduled] = [
+        e.activity_task_scheduled_event_attributes
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert scheduled.activity_type.name == names.GENERATE
+    [data] = await served.client.data_converter.decode(scheduled.input.payloads, [GenerateInput])
+    assert isinstance(data, GenerateInput) and data.stream_tokens is False
 
 
 async def test_reconnecting_with_last_event_id_delivers_every_event_exactly_once(served: Served) -> None:

@@ -118,6 +118,16 @@ async def test_worker_killed_after_commit_resumes_without_duplicates(
         # and the fresh worker ran the stage again, which found the rows already written.
         timed_out = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT]
         assert timed_out, "no workflow task timed out: the kill did not hit mid-request"
+        # The killed worker's run of record_result wrote the rows (the marker file) but never reached history; the
+        # one recorded run is the fresh worker's, after the timeout.
+        records = [
+            e
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+            and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+            and b'"record_result"' in e.marker_recorded_event_attributes.details["data"].payloads[0].data
+        ]
+        assert len(records) == 1 and records[0].event_id > timed_out[0].event_id
 
 
 @pytest.mark.parametrize("stages", [StagePlacement.LOCAL, StagePlacement.MIXED])

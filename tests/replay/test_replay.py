@@ -48,6 +48,7 @@ RECORD = {
         "Run a scenario: what happens to MER-US gross margin in October 2026 if materials cost rises 10%?",
     ),
     "placement-local-group-qualified": ("alice", "What was total revenue for the group in October 2026?"),
+    "placement-local-clarification": ("alice", "What was revenue for MER-US?"),
 }
 # Recorded through the Temporal client with another RequestInput.stages and no start-time search attributes (the
 # run upserts tenant and principal itself).

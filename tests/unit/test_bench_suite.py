@@ -88,6 +88,7 @@ def test_w2_presets() -> None:
         suite.EMPTY_REST,
         suite.DOCKET_REST,
         suite.DOCKET_REGULAR,
+        suite.DOCKET_NOSANDBOX,
         "b0",
         "b1-sync",
         "b1-default",

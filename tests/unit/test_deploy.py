@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import copy
 import importlib.util
+import itertools
 import json
 import os
 import re
@@ -35,6 +36,8 @@ from typing import Any, NoReturn
 
 import pytest
 import yaml
+
+from docket.temporal import dynamic_config_args
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -854,3 +857,12 @@ def test_helm_inline_secrets_become_a_hook_secret_the_pods_read() -> None:
 def test_helm_refuses_incomplete_or_misspelt_values(values: dict[str, Any], message: str) -> None:
     with helm().Chart.load(str(CHART)) as chart, pytest.raises(Exception, match=re.escape(message)):
         chart.render(values, name="docket", namespace="docket")
+
+
+def test_compose_dev_server_runs_with_dockets_dynamic_config() -> None:
+    """The compose dev server takes the same dispatch settings as `docket up` (docket.temporal.DYNAMIC_CONFIG)."""
+    command = raw_compose("dev")["services"]["temporal"]["command"]
+    args = dynamic_config_args()
+    flags = list(zip(args[::2], args[1::2], strict=True))
+    adjacent = list(itertools.pairwise(command))
+    assert flags and all(flag in adjacent for flag in flags), command
