@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
 import httpx
 import jwt
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from sqlalchemy import func, select
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 
+from api.main import create_app
 from docket import tokens
 from docket.db import AuditEventRow, RequestRecord, table_of
 from tests.conftest import Stack
@@ -223,3 +229,36 @@ async def test_hostile_questions_never_crash_a_workflow(stack: Stack, question: 
         assert body["status"] == "completed"
         assert body["outcome"] in ("clarification_required", "denied")
         assert body["facts"] == []
+
+
+async def test_a_namespace_without_the_search_attributes_is_a_clear_problem(stack: Stack) -> None:
+    """A gateway in front of a namespace nobody prepared (no worker has run there): the server rejects the start
+    for the unknown search attributes, and the client hears which command fixes it, not "Temporal unavailable"."""
+    namespace = f"bare-{uuid.uuid4().hex[:8]}"
+    await stack.client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400))
+    )
+    bare = await Client.connect(
+        stack.client.service_client.config.target_host, namespace=namespace, data_converter=pydantic_data_converter
+    )
+    app = create_app(stack.settings, engine=stack.engine, client=bare)
+    before = await counts(stack)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://docket") as http,
+    ):
+        # A namespace just registered takes a moment to reach every service of the dev server.
+        for _ in range(60):
+            resp = await http.post(
+                "/v1/requests",
+                json={"question": "What was revenue for MER-US last month?", "as_of": "2026-11-21"},
+                headers=stack.auth("alice"),
+            )
+            if resp.json().get("type", "").endswith("search-attributes-missing"):
+                break
+            await asyncio.sleep(0.5)
+    assert resp.status_code == 503, resp.text
+    body = resp.json()
+    assert body["type"].endswith("search-attributes-missing") and "DocketTenant" in body["detail"], body
+    assert "temporal operator search-attribute create" in body["hint"]
+    assert await counts(stack) == before  # nothing recorded
