@@ -68,7 +68,7 @@ from activities.retrieve.engine import DocumentIndex, sync_index
 from api.main import create_app
 from bench.dag import stdout_to_stderr
 from bench.latency import cpu_seconds, descendants, free_socket, machine_info, median, summary, temporal_binary
-from bench.report import machine_table, write_section
+from bench.report import machine_table, quiet_logs, write_section
 from docket import db, ingest, local_model, tokens
 from docket.contracts import SEARCH_ATTRIBUTES
 from docket.proc import die_with_parent
@@ -1089,21 +1089,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def quiet_logs() -> None:
-    """This module's progress at INFO, everything else at WARNING, all on stderr (stdout takes the section when
-    --out is '-'): Docket's structlog events, one per request, would otherwise go to stdout."""
-    import structlog
-
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log.setLevel(logging.INFO)
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    quiet_logs()
+    quiet_logs(log)
     args = parse_args(argv)
     if args.from_json:
         saved = json.loads(args.from_json.read_text())

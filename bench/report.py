@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import sys
 from pathlib import Path
 
 
@@ -32,3 +34,16 @@ def machine_table(m: dict[str, str], extra: list[tuple[str, str]] | None = None)
         ("SQLite", m["sqlite"]),
     ]
     return ["| machine | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
+
+
+def quiet_logs(progress: logging.Logger) -> None:
+    """A benchmark's own progress (`progress`) at INFO, everything else at WARNING, all on stderr (stdout takes JSON
+    lines or the section). Docket's structlog events, one per recorded request, would otherwise go to stdout."""
+    import structlog
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    progress.setLevel(logging.INFO)
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )

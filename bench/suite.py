@@ -86,6 +86,7 @@ from bench.latency import (
 )
 from bench.latency import check as check_figures
 from bench.probes import EmptyWorkflow, run_probes, serving, trivial_app
+from bench.report import quiet_logs as report_logs
 from bench.report import write_section
 from bench.retrieval import synthesize
 from bench.stub_model import StubModel, StubModelProcess
@@ -1768,18 +1769,8 @@ def config_from_args(args: argparse.Namespace) -> SuiteConfig:
 
 
 def quiet_logs() -> None:
-    """This module's progress at INFO and everything else at WARNING, all on stderr (stdout is for JSON lines).
-
-    Docket's own structlog events (one per recorded request) would otherwise go to stdout, one line per request.
-    """
-    import structlog
-
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log.setLevel(logging.INFO)
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
+    """This module's progress at INFO and everything else at WARNING, all on stderr (stdout is for JSON lines)."""
+    report_logs(log)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
