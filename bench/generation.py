@@ -904,7 +904,8 @@ async def run(cfg: Config) -> dict[str, Any]:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         try:
             async with (
-                make_worker(env.client, task_queue, components.activities()),
+                # As `docket up` runs it (DOCKET_WORKFLOW_SANDBOX's default).
+                make_worker(env.client, task_queue, components.activities(), sandbox=settings.workflow_sandbox),
                 httpx.AsyncClient(
                     base_url=f"http://127.0.0.1:{sock.getsockname()[1]}",
                     timeout=cfg.request_timeout_s,

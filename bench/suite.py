@@ -85,6 +85,8 @@ from bench.latency import (
     temporal_binary,
 )
 from bench.latency import check as check_figures
+from bench.openloop import OpenSeries, knees, open_line, open_loop, sustained
+from bench.openloop import render as render_sweep
 from bench.probes import EmptyWorkflow, run_probes, serving, trivial_app
 from bench.report import quiet_logs as report_logs
 from bench.report import write_section
@@ -116,7 +118,14 @@ EMPTY, EMPTY_REST, DOCKET_REST, DOCKET_CLIENT = "empty", "empty-rest", "docket-r
 # Temporal variants of the same request over REST: every stage a regular activity; no eager workflow start; and
 # W4's submit-then-poll instead of `?wait`.
 DOCKET_REGULAR, DOCKET_LAZY, DOCKET_POLL = "docket-rest-regular", "docket-rest-no-eager", "docket-poll"
-DOCKET_NOSANDBOX = "docket-rest-unsandboxed"
+# The workflow sandbox on (DOCKET_WORKFLOW_SANDBOX=true) and, for reports from before the default turned it off, off.
+DOCKET_SANDBOX, DOCKET_NOSANDBOX = "docket-rest-sandboxed", "docket-rest-unsandboxed"
+# `?wait` by update-with-start (DOCKET_WAIT_VIA_UPDATE=true): one call starts the run with its `result` update.
+DOCKET_UPDATE = "docket-rest-update"
+# The dev server's other persistence mode: a SQLite file in WAL mode (a second dev server, its own worker and
+# gateway), next to the in-memory one every other mode runs on.
+EMPTY_REST_SQLITE, DOCKET_REST_SQLITE = "empty-rest-sqlite", "docket-rest-sqlite"
+SQLITE_MODES = (EMPTY_REST_SQLITE, DOCKET_REST_SQLITE)
 BASELINES = ("b0", "b1-sync", "b1-default", "b2")
 ALL_MODES = (
     EMPTY,
@@ -125,11 +134,27 @@ ALL_MODES = (
     DOCKET_CLIENT,
     DOCKET_REGULAR,
     DOCKET_LAZY,
+    DOCKET_SANDBOX,
     DOCKET_NOSANDBOX,
+    DOCKET_UPDATE,
     DOCKET_POLL,
+    EMPTY_REST_SQLITE,
+    DOCKET_REST_SQLITE,
     *BASELINES,
 )
-DOCKET_MODES = (DOCKET_REST, DOCKET_CLIENT, DOCKET_REGULAR, DOCKET_LAZY, DOCKET_NOSANDBOX, DOCKET_POLL)
+# What `smoke` and `full` run: every mode but the one that now equals the default (`docket-rest-unsandboxed`).
+DEFAULT_MODES = tuple(m for m in ALL_MODES if m != DOCKET_NOSANDBOX)
+DOCKET_MODES = (
+    DOCKET_REST,
+    DOCKET_CLIENT,
+    DOCKET_REGULAR,
+    DOCKET_LAZY,
+    DOCKET_SANDBOX,
+    DOCKET_NOSANDBOX,
+    DOCKET_UPDATE,
+    DOCKET_POLL,
+    DOCKET_REST_SQLITE,
+)
 POLL_MS = 250  # W4: how often a submit-then-poll client asks GET /v1/requests/{id} (a brisk client)
 POLL_RETRIES = 3  # W4: tries per call when the connection drops
 LABELS = {
@@ -139,8 +164,12 @@ LABELS = {
     DOCKET_CLIENT: "Docket (Temporal client)",
     DOCKET_REGULAR: "Docket (REST `?wait`), every stage a regular activity",
     DOCKET_LAZY: "Docket (REST `?wait`), no eager workflow start",
+    DOCKET_SANDBOX: "Docket (REST `?wait`), workflows inside the SDK's sandbox",
     DOCKET_NOSANDBOX: "Docket (REST `?wait`), workflows outside the SDK's sandbox",
+    DOCKET_UPDATE: "Docket (REST `?wait`), update-with-start",
     DOCKET_POLL: f"Docket (REST submit, then GET every {POLL_MS} ms)",
+    EMPTY_REST_SQLITE: "empty workflow (REST), dev server on a SQLite file",
+    DOCKET_REST_SQLITE: "Docket (REST `?wait`), dev server on a SQLite file",
     "b0": "B0 plain asyncio (floor)",
     "b1-sync": "B1 LangGraph + SQLite, durability sync",
     "b1-default": "B1 LangGraph + SQLite, default durability",
@@ -162,13 +191,21 @@ class SuiteConfig:
     reps: int = 1
     concurrency: list[int] = field(default_factory=lambda: [1, 8])
     warmup: int = 3  # unmeasured requests per mode (at c=1, and at the largest c)
-    modes: list[str] = field(default_factory=lambda: list(ALL_MODES))
+    modes: list[str] = field(default_factory=lambda: list(DEFAULT_MODES))
     stub_delay_ms: float = 0.0  # W1: the model answers at once
     stub_process: bool = True  # the stub in its own process (else a thread of this one)
     request_timeout_s: float = 30.0
     series_seconds: float = 60.0  # wall-time bound of one series (mode, c, repetition)
     budget_seconds: float = 270.0  # wall-time bound of the whole run; later series are skipped
     history_sample: int = 5
+    # Open-loop rate sweep (bench/openloop.py): offered rates (none: no sweep), the modes swept, the arrival window
+    # and request cap of one (mode, rate), the in-flight cap, and the p99 objective a sustained rate must meet.
+    rates: list[float] = field(default_factory=lambda: [4.0, 12.0])
+    sweep_modes: list[str] = field(default_factory=lambda: [EMPTY_REST, DOCKET_REST, "b1-sync"])
+    sweep_seconds: float = 4.0
+    sweep_n: int = 400
+    max_in_flight: int = 64
+    slo_ms: float = 1000.0
     probes: bool = True
     probe_n: int = 200
     probe_seconds: float = 3.0
@@ -187,6 +224,9 @@ PRESETS: dict[str, SuiteConfig] = {
         series_seconds=120.0,
         budget_seconds=3600.0,
         history_sample=10,
+        rates=[2.0, 5.0, 10.0, 20.0, 40.0, 80.0],
+        sweep_modes=[EMPTY_REST, DOCKET_REST, "b0", "b1-sync", "b2"],
+        sweep_seconds=10.0,
         probe_n=500,
         probe_seconds=5.0,
         jsonl=str(ROOT / "bench" / "results" / "suite.jsonl"),
@@ -203,6 +243,7 @@ PRESETS: dict[str, SuiteConfig] = {
         modes=[DOCKET_REST, "b0", "b1-sync", "b2"],
         warmup=2,
         budget_seconds=210.0,
+        rates=[],
     ),
     "w2": SuiteConfig(
         preset="w2",
@@ -212,11 +253,14 @@ PRESETS: dict[str, SuiteConfig] = {
         n=60,
         reps=3,
         concurrency=[1, 8, 64],
-        modes=[EMPTY_REST, DOCKET_REST, DOCKET_REGULAR, DOCKET_NOSANDBOX, "b0", "b1-sync", "b1-default", "b2"],
+        modes=[EMPTY_REST, DOCKET_REST, DOCKET_REGULAR, DOCKET_SANDBOX, "b0", "b1-sync", "b1-default", "b2"],
         warmup=10,
         series_seconds=120.0,
         budget_seconds=3600.0,
         history_sample=10,
+        rates=[1.0, 2.0, 5.0, 10.0, 20.0],
+        sweep_modes=[DOCKET_REST, "b0", "b1-sync", "b2"],
+        sweep_seconds=10.0,
         probe_n=500,
         probe_seconds=5.0,
         jsonl=str(ROOT / "bench" / "results" / "suite-w2.jsonl"),
@@ -234,7 +278,14 @@ def markers(workload: str) -> tuple[str, str]:
 
 
 def preset(name: str, **overrides: Any) -> SuiteConfig:
-    cfg = replace(PRESETS[name], concurrency=list(PRESETS[name].concurrency), modes=list(PRESETS[name].modes))
+    base = PRESETS[name]
+    cfg = replace(
+        base,
+        concurrency=list(base.concurrency),
+        modes=list(base.modes),
+        rates=list(base.rates),
+        sweep_modes=list(base.sweep_modes),
+    )
     return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -513,6 +564,26 @@ async def dev_server(client: Client | None) -> AsyncIterator[tuple[Client, list[
         await env.shutdown()
 
 
+@contextlib.asynccontextmanager
+async def sqlite_dev_server(path: Path) -> AsyncIterator[tuple[Client, list[int]]]:
+    """A second dev server keeping its state in a SQLite file in WAL mode (synchronous left at SQLite's default,
+    FULL, as the LangGraph checkpointer leaves it), with the same dispatch settings; and its pids."""
+    before = set(descendants(os.getpid()))
+    with stdout_to_stderr():
+        env = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal_binary(),
+            dev_server_database_filename=str(path),
+            data_converter=pydantic_data_converter,
+            plugins=[tracing_plugin()],
+            search_attributes=SEARCH_ATTRIBUTES,
+            dev_server_extra_args=[*dynamic_config_args(), "--sqlite-pragma", "journal_mode=wal"],
+        )
+    try:
+        yield env.client, [p for p in descendants(os.getpid()) if p not in before]
+    finally:
+        await env.shutdown()
+
+
 async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
     """The whole suite; returns the report (meta, probes, series, summary, history, rss, targets).
 
@@ -526,6 +597,7 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
     t_start = time.monotonic()
     load_start = os.getloadavg()[0]
     series: list[Series] = []
+    opens: list[OpenSeries] = []
     rss: list[dict[str, Any]] = []
     history: dict[str, Any] = {}
     probes: dict[str, Any] = {}
@@ -569,15 +641,18 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
                 task_queue = f"docket-bench-suite-{uuid.uuid4().hex[:8]}"
                 empty_queue = f"{task_queue}-empty"
                 settings = Settings(task_queue=task_queue, database_url=url, data_dir=tmp)
-                worker = make_worker(temporal, task_queue, components.activities())
-                # DOCKET_WORKFLOW_SANDBOX=false: the same worker without the SDK's sandbox, on a queue of its own.
-                bare_queue = f"{task_queue}-unsandboxed"
-                # Only when its mode runs: an idle worker's pollers would add to every other mode's CPU.
-                bare_worker: Any = (
-                    make_worker(temporal, bare_queue, components.activities(), sandbox=False)
-                    if DOCKET_NOSANDBOX in cfg.modes
-                    else contextlib.nullcontext()
-                )
+                # The worker as `docket up` runs it (DOCKET_WORKFLOW_SANDBOX's default).
+                worker = make_worker(temporal, task_queue, components.activities(), sandbox=settings.workflow_sandbox)
+                # The sandbox variants: the same activities on a queue of their own, the workflows inside the SDK's
+                # sandbox (`docket-rest-sandboxed`) or outside it (`docket-rest-unsandboxed`). Only when their mode
+                # runs: an idle worker's pollers would add to every other mode's CPU.
+                box_queue = {DOCKET_SANDBOX: f"{task_queue}-sandboxed", DOCKET_NOSANDBOX: f"{task_queue}-unsandboxed"}
+                box_workers = contextlib.AsyncExitStack()
+                for m, queue in box_queue.items():
+                    if m in cfg.modes:
+                        await box_workers.enter_async_context(
+                            make_worker(temporal, queue, components.activities(), sandbox=m == DOCKET_SANDBOX)
+                        )
                 empty_worker = Worker(temporal, task_queue=empty_queue, workflows=[EmptyWorkflow])
                 token = tokens.mint(settings.jwt_secret, PRINCIPAL, TENANT, 3600)
                 headers = {"Authorization": f"Bearer {token}"}
@@ -585,15 +660,22 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
                 baseline_keys = [m for m in cfg.modes if m in BASELINES]
                 regular = settings.model_copy(update={"stage_placement": "regular"})
                 lazy = settings.model_copy(update={"eager_start": False})
-                bare = settings.model_copy(update={"task_queue": bare_queue, "workflow_sandbox": False})
+                by_update = settings.model_copy(update={"wait_via_update": True})
+                # The SQLite-file dev server, its worker and gateways: started only when their modes run.
+                sqlite_side = contextlib.AsyncExitStack()
+                sqlite_pids: list[int] = []
+                boxed = settings.model_copy(update={"task_queue": box_queue[DOCKET_SANDBOX]})
+                bare = settings.model_copy(update={"task_queue": box_queue[DOCKET_NOSANDBOX]})
                 async with (
                     worker,
-                    bare_worker,
+                    box_workers,
                     empty_worker,
                     serving(create_app(settings, engine=engine, client=temporal)) as docket_port,
+                    serving(create_app(boxed, engine=engine, client=temporal)) as boxed_port,
                     serving(create_app(bare, engine=engine, client=temporal)) as bare_port,
                     serving(create_app(regular, engine=engine, client=temporal)) as regular_port,
                     serving(create_app(lazy, engine=engine, client=temporal)) as lazy_port,
+                    serving(create_app(by_update, engine=engine, client=temporal)) as update_port,
                     serving(trivial_app(temporal, empty_queue)) as empty_port,
                     httpx.AsyncClient(
                         base_url=f"http://127.0.0.1:{docket_port}",
@@ -607,15 +689,33 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
                         limits=limits,
                         trust_env=False,
                     ) as http_empty,
+                    sqlite_side,
                 ):
+                    sqlite_port = sqlite_empty_port = 0
+                    if any(m in cfg.modes for m in SQLITE_MODES):
+                        lite, sqlite_pids = await sqlite_side.enter_async_context(
+                            sqlite_dev_server(tmp / "temporal.db")
+                        )
+                        await sqlite_side.enter_async_context(
+                            make_worker(lite, task_queue, components.activities(), sandbox=settings.workflow_sandbox)
+                        )
+                        await sqlite_side.enter_async_context(
+                            Worker(lite, task_queue=empty_queue, workflows=[EmptyWorkflow])
+                        )
+                        sqlite_port = await sqlite_side.enter_async_context(
+                            serving(create_app(settings, engine=engine, client=lite))
+                        )
+                        sqlite_empty_port = await sqlite_side.enter_async_context(
+                            serving(trivial_app(lite, empty_queue))
+                        )
 
                     async def empty_one() -> tuple[str, str | None]:
                         wid = f"bench-empty-{uuid.uuid4().hex}"
                         got = await temporal.execute_workflow(EmptyWorkflow.run, wid, id=wid, task_queue=empty_queue)
                         return wid, None if got == wid else f"empty workflow returned {got!r}"
 
-                    async def empty_rest_one() -> tuple[str, str | None]:
-                        resp = await http_empty.post("/empty")
+                    async def empty_rest_one(port: int = empty_port) -> tuple[str, str | None]:
+                        resp = await http_empty.post(f"http://127.0.0.1:{port}/empty")
                         if resp.status_code != 200:
                             return "", f"HTTP {resp.status_code}: {resp.text[:200]}"
                         data = resp.json()
@@ -643,8 +743,20 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
                     async def docket_bare_one() -> tuple[str, str | None]:
                         return await docket_rest_one(bare_port)
 
+                    async def docket_boxed_one() -> tuple[str, str | None]:
+                        return await docket_rest_one(boxed_port)
+
                     async def docket_lazy_one() -> tuple[str, str | None]:
                         return await docket_rest_one(lazy_port)
+
+                    async def docket_update_one() -> tuple[str, str | None]:
+                        return await docket_rest_one(update_port)
+
+                    async def docket_sqlite_one() -> tuple[str, str | None]:
+                        return await docket_rest_one(sqlite_port)
+
+                    async def empty_sqlite_one() -> tuple[str, str | None]:
+                        return await empty_rest_one(sqlite_empty_port)
 
                     async def polite(method: str, url: str, **kw: Any) -> httpx.Response:
                         """A client that polls retries a dropped connection, as any would (the POST carries an
@@ -709,7 +821,11 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
                         (DOCKET_REGULAR, docket_regular_one),
                         (DOCKET_LAZY, docket_lazy_one),
                         (DOCKET_NOSANDBOX, docket_bare_one),
+                        (DOCKET_SANDBOX, docket_boxed_one),
+                        (DOCKET_UPDATE, docket_update_one),
                         (DOCKET_POLL, docket_poll_one),
+                        (EMPTY_REST_SQLITE, empty_sqlite_one),
+                        (DOCKET_REST_SQLITE, docket_sqlite_one),
                     ):
                         if m in cfg.modes:
                             modes[m] = fn
@@ -768,9 +884,11 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
                                     if time.monotonic() - t_start > cfg.budget_seconds:
                                         skipped.append(f"{mode} c={c} rep {rep + 1}")
                                         continue
+                                    # The server a mode runs on: the SQLite-file one for its modes.
+                                    pids = sqlite_pids if mode in SQLITE_MODES else server_pids
                                     cpu0, srv0, stub0 = (
                                         time.process_time(),
-                                        cpu_seconds(server_pids),
+                                        cpu_seconds(pids),
                                         cpu_seconds(stub_pids),
                                     )
                                     s = await closed_loop(
@@ -778,7 +896,7 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
                                     )
                                     s.mode, s.rep = mode, rep
                                     s.cpu_s = time.process_time() - cpu0
-                                    s.server_cpu_s = cpu_seconds(server_pids) - srv0
+                                    s.server_cpu_s = cpu_seconds(pids) - srv0
                                     s.stub_cpu_s = cpu_seconds(stub_pids) - stub0
                                     series.append(s)
                                     lat = [x.latency_ms for x in s.samples]
@@ -797,8 +915,9 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
                                         else "",
                                     )
                             rss.append(rss_snapshot(f"after c={c}", server_pids, stub.pid))
+                        opens = await sweep(cfg, modes, t_start, skipped, server_pids, sqlite_pids)
                         c_first = cfg.concurrency[0]  # histories of one request at a time: hand-offs undisturbed
-                        for mode in (DOCKET_REST, DOCKET_CLIENT, DOCKET_REGULAR, EMPTY):
+                        for mode in (DOCKET_REST, DOCKET_CLIENT, DOCKET_REGULAR, DOCKET_UPDATE, EMPTY):
                             ids = [
                                 x.request_id
                                 for s in series
@@ -830,7 +949,62 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
         # lookup searched it.
         "index": {**indexed, "corpus": corpus or None, "lookup_search": searched or None},
     }
-    return assemble(meta, probes, [series_line(s) for s in series], history, rss)
+    return assemble(meta, probes, [series_line(s) for s in series], history, rss, [open_line(o) for o in opens])
+
+
+async def sweep(
+    cfg: SuiteConfig,
+    modes: dict[str, One],
+    t_start: float,
+    skipped: list[str],
+    server_pids: Sequence[int],
+    sqlite_pids: Sequence[int],
+) -> list[OpenSeries]:
+    """The open-loop rate sweep: every rate in turn, the modes interleaved at each (the machine's drift spread
+    over all of them). A mode that failed to sustain two rates sits out the higher ones (they would only queue)."""
+    out: list[OpenSeries] = []
+    failed: Counter[str] = Counter()
+    # Only modes the run has (a `--modes` choice narrows the sweep too).
+    swept = [m for m in cfg.sweep_modes if m in modes]
+    for rate in cfg.rates:
+        for mode in swept:
+            if failed[mode] >= 2:
+                skipped.append(f"{mode} at {rate:g} req/s (two lower rates not sustained)")
+                continue
+            if time.monotonic() - t_start > cfg.budget_seconds:
+                skipped.append(f"{mode} at {rate:g} req/s")
+                continue
+            pids = sqlite_pids if mode in SQLITE_MODES else server_pids
+            cpu0, srv0 = time.process_time(), cpu_seconds(pids)
+            o = await open_loop(
+                rate,
+                cfg.sweep_n,
+                modes[mode],
+                max_seconds=cfg.sweep_seconds,
+                timeout_s=cfg.request_timeout_s,
+                max_in_flight=cfg.max_in_flight,
+                # The same arrival times for every mode at a rate.
+                seed=int(rate * 1000),
+            )
+            o.mode, o.cpu_s, o.server_cpu_s = mode, time.process_time() - cpu0, cpu_seconds(pids) - srv0
+            out.append(o)
+            line = open_line(o)
+            if not sustained(line, cfg.slo_ms):
+                failed[mode] += 1
+            lat = line["latency_ms"] or {}
+            log.info(
+                "open %6.1f req/s %-14s %d/%d right, %d dropped, %d timed out, p50 %s p99 %s ms, %.1f req/s achieved",
+                rate,
+                mode,
+                line["ok"],
+                line["offered"],
+                line["dropped"],
+                line["timeouts"],
+                _f(lat.get("p50")),
+                _f(lat.get("p99")),
+                line["achieved_rps"] or 0.0,
+            )
+    return out
 
 
 def series_line(s: Series) -> dict[str, Any]:
@@ -1018,6 +1192,7 @@ def assemble(
     lines: list[dict[str, Any]],
     history: dict[str, Any],
     rss: list[dict[str, Any]],
+    opens: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     summ = aggregate(lines)
     return {
@@ -1025,6 +1200,7 @@ def assemble(
         "probes": probes,
         "series": lines,
         "summary": summ,
+        "open": opens or [],
         "history": history,
         "rss": rss,
         "targets": targets(meta, summ, history, rss),
@@ -1038,6 +1214,7 @@ def jsonl_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         {"type": "probes", **report["probes"]},
         *report["series"],
         *report["summary"],
+        *report["open"],
         {"type": "history", **report["history"]},
         *({"type": "rss", **r} for r in report["rss"]),
         *report["targets"],
@@ -1049,7 +1226,14 @@ def from_jsonl(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     probes = next(({k: v for k, v in r.items() if k != "type"} for r in rows if r.get("type") == "probes"), {})
     history = next(({k: v for k, v in r.items() if k != "type"} for r in rows if r.get("type") == "history"), {})
     rss = [{k: v for k, v in r.items() if k != "type"} for r in rows if r.get("type") == "rss"]
-    return assemble(meta, probes, [r for r in rows if r.get("type") == "series"], history, rss)
+    return assemble(
+        meta,
+        probes,
+        [r for r in rows if r.get("type") == "series"],
+        history,
+        rss,
+        [r for r in rows if r.get("type") == "open"],
+    )
 
 
 def dumps(row: dict[str, Any]) -> str:
@@ -1212,8 +1396,15 @@ def render_markdown(report: dict[str, Any]) -> str:
         DOCKET_CLIENT: "RequestWorkflow started (eagerly) and awaited with the Temporal client, no HTTP",
         DOCKET_REGULAR: "as `docket-rest` with `DOCKET_STAGE_PLACEMENT=regular`: every stage its own activity task",
         DOCKET_LAZY: "as `docket-rest` with `DOCKET_EAGER_START=false`: the first workflow task goes through the queue",
+        DOCKET_SANDBOX: "as `docket-rest` with `DOCKET_WORKFLOW_SANDBOX=true`: a second worker, same activities, on a "
+        "queue of its own, runs RequestWorkflow inside the SDK's sandbox (the default before this run's code)",
         DOCKET_NOSANDBOX: "as `docket-rest` with `DOCKET_WORKFLOW_SANDBOX=false`: a second worker, same activities, on "
         "a queue of its own, runs RequestWorkflow without the SDK's sandbox",
+        DOCKET_UPDATE: "as `docket-rest` with `DOCKET_WAIT_VIA_UPDATE=true`: one update-with-start call starts the "
+        "run with its `result` update and brings the answer back (no eager start: Temporal cannot combine them)",
+        EMPTY_REST_SQLITE: "as `empty-rest` on a second dev server keeping its state in a SQLite file (WAL, "
+        "synchronous FULL): `--db-filename`, `--sqlite-pragma journal_mode=wal`",
+        DOCKET_REST_SQLITE: "as `docket-rest` (its own worker and gateway) on that SQLite-file dev server",
         DOCKET_POLL: f"W4: `POST /v1/requests` with an Idempotency-Key (202 at once), then `GET /v1/requests/{{id}}` "
         f"every {POLL_MS} ms; a dropped connection is retried (up to {POLL_RETRIES} tries per call)",
         "b0": "the same stage functions chained in plain asyncio: the floor (bench/baselines.py)",
@@ -1281,6 +1472,24 @@ def render_markdown(report: dict[str, Any]) -> str:
             + " |"
         )
     w("")
+    opens = report.get("open") or []
+    if opens:
+        w("### Open-loop rate sweep")
+        w("")
+        w(
+            f"Requests arrive as a Poisson process at each offered rate (the same seeded arrival times for every "
+            f"mode), whatever happened to the ones before: up to {cfg.get('sweep_n')} arrivals or "
+            f"{cfg.get('sweep_seconds', 0):.0f} s per (mode, rate), at most {cfg.get('max_in_flight')} in flight (an "
+            "arrival beyond that is dropped and counted), each request bounded by "
+            f"{cfg['request_timeout_s']:.0f} s. Latency runs from the moment a request was due, so a backlog (in the "
+            "system or in this process, which also sends) counts as latency: *sender late* is how far behind its due "
+            "time this process sent a request. The modes are interleaved at each rate; a mode that failed to sustain "
+            "two rates sits out the higher ones."
+        )
+        w("")
+        for ln in render_sweep(opens, LABELS, float(cfg.get("slo_ms", 1000.0))):
+            w(ln)
+        w("")
     if hist:
         w("### History per request")
         w("")
@@ -1493,6 +1702,8 @@ def interpret(report: dict[str, Any]) -> list[str]:
         if parts:
             out.append(f"- **Baselines at c={c}.** Docket over REST ({_f(d)} ms p50) is " + ", ".join(parts) + ".")
     out += _variants(report, rows, c1, cmax)
+    out += _persistence(rows, c1, cmax)
+    out += _sweep_text(report)
     dr, er = rows.get((DOCKET_REST, cmax)), rows.get((EMPTY_REST, cmax))
     if dr and er and cmax > c1:
         cpu_p = dr["cpu_ms_per_request"]["process"]
@@ -1616,6 +1827,47 @@ def _overhead(
     return [text]
 
 
+def _persistence(rows: dict[tuple[str, int], dict[str, Any]], c1: int, cmax: int) -> list[str]:
+    """The SQLite-file dev server next to the in-memory one, from this run."""
+    pairs = [(EMPTY_REST_SQLITE, EMPTY_REST, "the empty workflow"), (DOCKET_REST_SQLITE, DOCKET_REST, "Docket")]
+    parts = []
+    for lite, mem, what in pairs:
+        for c in sorted({c1, cmax}):
+            a, b = _p(rows, lite, c), _p(rows, mem, c)
+            ra, rb = _rps(rows, lite, c), _rps(rows, mem, c)
+            if a is None or b is None:
+                continue
+            text = f"{what} at c={c} {_f(a)} ms p50 against {_f(b)} ms in memory ({a - b:+.1f} ms"
+            if ra and rb:
+                text += f"; {_f(ra)} against {_f(rb)} req/s"
+            parts.append(text + ")")
+    if not parts:
+        return []
+    return [
+        "- **The dev server on a SQLite file** (WAL, synchronous FULL: every history write reaches the disk, as "
+        "the baselines' SQLite databases do) instead of in memory: " + "; ".join(parts) + "."
+    ]
+
+
+def _sweep_text(report: dict[str, Any]) -> list[str]:
+    """The open-loop sweep's knees, from this run."""
+    opens = report.get("open") or []
+    if not opens:
+        return []
+    slo = float(report["meta"]["config"].get("slo_ms", 1000.0))
+    found = knees(opens, slo)
+    parts = [
+        f"{LABELS.get(m, m)} {_f(k)} req/s" if k is not None else f"{LABELS.get(m, m)} not even the lowest rate"
+        for m, k in found.items()
+    ]
+    return [
+        f"- **Open loop.** The highest offered rate each sustained (p99 ≤ {slo:,.0f} ms, nothing dropped or wrong): "
+        + "; ".join(parts)
+        + ". Past its knee a mode's latency grows with the queue of arrivals it cannot serve, which is where a "
+        "closed loop hides it."
+    ]
+
+
 def _variants(report: dict[str, Any], rows: dict[tuple[str, int], dict[str, Any]], c1: int, cmax: int) -> list[str]:
     """The Temporal variants and W4 next to the default configuration, from this run."""
     d1, dmax = _p(rows, DOCKET_REST, c1), _p(rows, DOCKET_REST, cmax)
@@ -1625,7 +1877,9 @@ def _variants(report: dict[str, Any], rows: dict[tuple[str, int], dict[str, Any]
     for mode, what in (
         (DOCKET_REGULAR, "with every stage a regular activity"),
         (DOCKET_LAZY, "without eager workflow start"),
+        (DOCKET_SANDBOX, "inside the workflow sandbox"),
         (DOCKET_NOSANDBOX, "outside the workflow sandbox"),
+        (DOCKET_UPDATE, "with `?wait` by update-with-start"),
         (DOCKET_POLL, f"submitted and then polled every {POLL_MS} ms (W4)"),
     ):
         v1, vmax = _p(rows, mode, c1), _p(rows, mode, cmax)
@@ -1667,7 +1921,7 @@ def closing_advice(report: dict[str, Any], missed: Sequence[dict[str, Any]]) -> 
     hd = report["history"].get(DOCKET_REST) or report["history"].get(DOCKET_CLIENT) or {}
     parts: list[str] = []
     d, b0, e = rows.get((DOCKET_REST, c1)), rows.get(("b0", c1)), rows.get((EMPTY, c1))
-    bare = rows.get((DOCKET_NOSANDBOX, c1))
+    bare, boxed = rows.get((DOCKET_NOSANDBOX, c1)), rows.get((DOCKET_SANDBOX, c1))
     if d and b0:
         dc, bc = d["cpu_ms_per_request"], b0["cpu_ms_per_request"]
         ec = e["cpu_ms_per_request"] if e else {"process": 0.0, "dev_server": 0.0}
@@ -1683,17 +1937,28 @@ def closing_advice(report: dict[str, Any], missed: Sequence[dict[str, Any]]) -> 
             f"Per request Docket spends about {_f(extra_proc)} ms more CPU in the Python process than {beyond}, and "
             f"{server}: the latency and throughput gaps are mostly that CPU on a small machine, not waiting"
         )
-        if bare and bare["cpu_ms_per_request"]["process"] is not None and dc["process"]:
+        sandbox = ""
+        if boxed and boxed["cpu_ms_per_request"]["process"] is not None and dc["process"]:
+            # The default runs outside the sandbox: what it would add back.
+            extra = boxed["cpu_ms_per_request"]["process"] - dc["process"]
+            sandbox = (
+                f"The workflow sandbox, off by default since this run's code, would add {_f(extra)} ms of CPU per "
+                f"request at c={c1} (`docket-rest-sandboxed`)"
+            )
+        elif bare and bare["cpu_ms_per_request"]["process"] is not None and dc["process"]:
             saved = dc["process"] - bare["cpu_ms_per_request"]["process"]
             sandbox = (
                 f"The workflow sandbox accounts for {_f(saved)} ms of it at c={c1} (`docket-rest-unsandboxed`)"
                 if saved > 0
                 else f"Running without the workflow sandbox saved no CPU at c={c1} in this run"
             )
+        if sandbox:
             text += (
                 f". {sandbox}; the rest is "
-                "the Temporal SDK's activations and payload conversion (every stage's input and result is encoded "
-                "and decoded as JSON, large for the plan, the passages and the result), the tracing and logging "
+                "the Temporal SDK's activations (temporalio 1.35 walks every payload of every workflow task six "
+                "times, for a codec, external storage and its references each way, even with none configured) and "
+                "payload conversion (every stage's input and result is encoded and decoded as JSON, large for the "
+                "plan, the passages and the result), the tracing and logging "
                 "interceptors and the HTTP gateway. The next steps: run the fast pure stages (classify, authorize, "
                 "plan) as one local activity instead of three, keep the passages' text out of history (ids and a "
                 "digest in the result, the text fetched by the model call), and measure the gateway and worker as "
@@ -1714,11 +1979,24 @@ def closing_advice(report: dict[str, Any], missed: Sequence[dict[str, Any]]) -> 
             "and remove server work (visibility writes, dispatches) with it"
         )
     grpc = report["probes"].get("grpc", {}).get("p50_ms")
-    parts.append(
-        "update-with-start is not run: `?wait` already costs one start call and one result long-poll (the gateway "
-        f"no longer describes the run or fetches the result twice), so folding the two would save about one gRPC "
-        f"round trip ({_f(grpc, 2)} ms here) while adding an update's two history events to every request"
-    )
+    u, d1 = rows.get((DOCKET_UPDATE, c1)), rows.get((DOCKET_REST, c1))
+    hu = report["history"].get(DOCKET_UPDATE) or {}
+    if u and d1 and u["latency_ms"] and d1["latency_ms"]:
+        delta = u["latency_ms"]["p50"] - d1["latency_ms"]["p50"]
+        events = f" and {_f(hu['events_median'], 0)} history events" if hu.get("sampled") else ""
+        verdict = f"saved {-delta:.1f} ms p50" if delta < -1.0 else "is no lever here"
+        parts.append(
+            f"update-with-start (`docket-rest-update`) {verdict}: {_f(u['latency_ms']['p50'])} ms p50 at "
+            f"c={c1}{events} against {_f(d1['latency_ms']['p50'])} ms ({delta:+.1f} ms); it folds the start and "
+            f"the result's long poll into one call, which saves at most a gRPC round trip ({_f(grpc, 2)} ms here), "
+            "while Temporal cannot start such a run eagerly and the update adds two events to history"
+        )
+    else:
+        parts.append(
+            "update-with-start was not run: `?wait` already costs one start call and one result long-poll, so "
+            f"folding the two would save about one gRPC round trip ({_f(grpc, 2)} ms here) while adding an "
+            "update's two history events to every request"
+        )
     return "- **What would close them.** " + "; ".join(parts) + "."
 
 
@@ -1746,6 +2024,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, help="warm-up requests per mode")
     p.add_argument("--modes", nargs="+", choices=list(ALL_MODES), help="modes to run (default all)")
     p.add_argument("--series-seconds", type=float, help="wall-time bound of one series")
+    p.add_argument("--rates", type=float, nargs="*", help="open-loop offered rates, req/s (none: no sweep)")
+    p.add_argument("--sweep-modes", nargs="+", choices=list(ALL_MODES), help="modes the open-loop sweep runs")
+    p.add_argument("--sweep-seconds", type=float, help="arrival window of one (mode, rate)")
     p.add_argument("--budget-seconds", type=float, help="wall-time bound of the run")
     p.add_argument("--jsonl", default=None, help="JSON lines file ('-' for stdout)")
     p.add_argument("--out", default=None, help="markdown report to rewrite the section of ('-' for none)")
@@ -1762,6 +2043,9 @@ def config_from_args(args: argparse.Namespace) -> SuiteConfig:
         warmup=args.warmup,
         modes=args.modes,
         series_seconds=args.series_seconds,
+        rates=args.rates,
+        sweep_modes=args.sweep_modes,
+        sweep_seconds=args.sweep_seconds,
         budget_seconds=args.budget_seconds,
         jsonl=args.jsonl,
         out=args.out,

@@ -150,6 +150,14 @@ def append(conn: Connection, tenant: str, events: Sequence[NewEvent], anchor_eve
     start = seq
     # Taken after the lock, so timestamps follow seq order within a tenant.
     now = utcnow()
+    # One statement for every event, its values bound per execution: built and compiled once per append.
+    stmt = (
+        insert(events_t)
+        # Only the (workflow_id, step) key is forgiven: a clash on (tenant, seq) would mean a fork and must fail
+        # loudly.
+        .on_conflict_do_nothing(index_elements=["workflow_id", "step"])
+        .returning(events_t.c.id)
+    )
     for e in events:
         fields: dict[str, Any] = {
             "tenant": tenant,
@@ -167,15 +175,7 @@ def append(conn: Connection, tenant: str, events: Sequence[NewEvent], anchor_eve
             "created_at": now,
         }
         digest = event_hash(fields, head_hash)
-        stmt = (
-            insert(events_t)
-            .values(**fields, prev_hash=head_hash, hash=digest)
-            # Only the (workflow_id, step) key is forgiven: a clash on (tenant, seq) would mean a fork and
-            # must fail loudly.
-            .on_conflict_do_nothing(index_elements=["workflow_id", "step"])
-            .returning(events_t.c.id)
-        )
-        if not conn.execute(stmt).all():
+        if not conn.execute(stmt, {**fields, "prev_hash": head_hash, "hash": digest}).all():
             continue
         seq, head_hash = seq + 1, digest
         if seq % anchor_every == 0:

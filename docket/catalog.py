@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from docket.db import Account, Entity, Period, Principal
+from docket.db import Account, Entity, Period, Principal, table_of
 
 
 @dataclass(frozen=True)
@@ -107,15 +107,21 @@ class Catalog:
 
 
 def load_catalog(engine: Engine, tenant: str) -> Catalog:
-    with Session(engine) as s:
-        ents = s.execute(select(Entity).where(Entity.tenant == tenant)).scalars().all()  # type: ignore[arg-type]
-        accs = s.execute(select(Account).where(Account.tenant == tenant)).scalars().all()  # type: ignore[arg-type]
-        pers = s.execute(select(Period).where(Period.tenant == tenant)).scalars().all()  # type: ignore[arg-type]
+    """The tenant's catalog as it is now (read on every call: ingestion may change it at any time).
+
+    Plain column reads, not ORM objects: classify, authorize and plan each load it once per request, and building
+    ORM instances for every account was the larger part of that cost (docs/benchmarks.md).
+    """
+    e, a, p = table_of(Entity), table_of(Account), table_of(Period)
+    with engine.connect() as conn:
+        ents = conn.execute(select(e.c.code, e.c.name, e.c.region, e.c.country).where(e.c.tenant == tenant)).all()
+        accs = conn.execute(select(a.c.code, a.c.name, a.c.parent, a.c.sensitivity).where(a.c.tenant == tenant)).all()
+        pers = conn.execute(select(p.c.period, p.c.status).where(p.c.tenant == tenant)).all()
     return Catalog(
         tenant=tenant,
-        entities={e.code: EntityInfo(e.code, e.name, e.region, e.country) for e in ents},
-        accounts={a.code: AccountInfo(a.code, a.name, a.parent, a.sensitivity) for a in accs},
-        periods={p.period: p.status for p in pers},
+        entities={code: EntityInfo(code, name, region, country) for code, name, region, country in ents},
+        accounts={code: AccountInfo(code, name, parent, sensitivity) for code, name, parent, sensitivity in accs},
+        periods={period: status for period, status in pers},
     )
 
 

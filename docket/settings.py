@@ -79,10 +79,16 @@ class Settings(BaseSettings):
     # process (Temporal's eager workflow start), skipping one task-queue hop. With no such worker (the usual
     # separate API and worker processes) the server dispatches it as usual: harmless, so on by default.
     eager_start: bool = True
-    # Run workflows in the Temporal SDK's sandbox (worker.main.make_worker): on by default, it catches
-    # non-deterministic calls in workflow code at run time; off saves the worker the CPU of re-importing the
-    # workflow module for every run (docs/benchmarks.md). Replays (`docket replay`, the tests) always use it.
-    workflow_sandbox: bool = True
+    # `?wait` by update-with-start: one call starts the run with its `result` update and returns the answer, in
+    # place of a start and a wait for the run's close. Temporal cannot start such a run eagerly, and the update
+    # adds two events to history: off by default (docs/benchmarks.md measures both).
+    wait_via_update: bool = False
+    # Run workflows in the Temporal SDK's sandbox (worker.main.make_worker). Off by default: the sandbox re-imports
+    # the workflow module for every run and routes every payload's serialization context through it, about a fifth
+    # of the worker's CPU per request (docs/benchmarks.md). What it catches at run time, non-deterministic calls in
+    # workflow code, is caught before shipping instead: the test suite runs every workflow inside it, and
+    # `docket replay` and the replay tests replay every committed history inside it.
+    workflow_sandbox: bool = False
     classifier_model: Path | None = None  # default: the artifact shipped in activities/classify/artifacts/
     # Audit log: every Nth event of a tenant's hash chain is also written to audit_anchors (docs/audit.md).
     audit_anchor_every: int = Field(default=100, ge=1)

@@ -200,11 +200,11 @@ def make_worker(
 ) -> Worker:
     """The worker for Docket's workflows and the given activities.
 
-    sandbox=False runs the workflows without the SDK's sandbox (DOCKET_WORKFLOW_SANDBOX=false): the sandbox
-    re-imports and re-executes the workflow module for every run and proxies its calls (the suite's
-    `docket-rest-unsandboxed` measures what that costs). Determinism stays guarded where it matters: the test suite
-    runs every workflow under the sandbox, and `docket replay` and the replay tests replay every committed history
-    under it.
+    sandbox=False runs the workflows without the SDK's sandbox, as `docket up` and `python -m worker` do by
+    default (DOCKET_WORKFLOW_SANDBOX): the sandbox re-imports and re-executes the workflow module for every run and
+    proxies its calls (the suite's `docket-rest-sandboxed` measures what that costs). This function's default keeps
+    it, so the tests run every workflow inside it; `docket replay` and the replay tests replay every committed
+    history inside it too: that is where a non-deterministic call in workflow code is caught.
     """
     kwargs.setdefault("max_eager_activity_reservations_per_workflow_task", EAGER_ACTIVITIES)
     precompile_workflows()

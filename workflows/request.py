@@ -212,6 +212,10 @@ class RequestWorkflow:
         # tokens into the same log by signal (activities/llm/stream.py).
         self._stream = WorkflowStream()
         self._events = self._stream.topic(STREAM_TOPIC, type=StreamEvent)
+        # The `result` update (update-with-start for `?wait`): answered once the result is recorded, or failed when
+        # the run closes without one.
+        self._result: RequestResult | None = None
+        self._closing = False
 
     def _enter(self, stage: Stage) -> None:
         now = workflow.now()
@@ -286,6 +290,19 @@ class RequestWorkflow:
             raise ValueError(f"request is not waiting for confirmation (stage: {self._stage.value})")
         if self._confirmation is not None:
             raise ValueError("request was already confirmed")
+
+    @workflow.update(name="result")
+    async def result(self) -> RequestResult:
+        """The recorded result, once there is one: the gateway's `?wait` starts the run with this update
+        (update-with-start, DOCKET_WAIT_VIA_UPDATE), so one call starts the request and brings its answer back.
+
+        An update sent to a run writes two events (accepted, completed); runs that never get one are unchanged, so
+        histories recorded before this handler existed replay as they are.
+        """
+        await workflow.wait_condition(lambda: self._result is not None or self._closing)
+        if self._result is None:
+            raise ApplicationError("the request closed without a result", type="NoResult", non_retryable=True)
+        return self._result
 
     @workflow.run
     async def run(self, req: RequestInput) -> RequestResult:
@@ -801,6 +818,7 @@ class RequestWorkflow:
         self._enter(Stage.DONE)
         result.timings = dict(self._timings)
         result.timings["total"] = int((workflow.now() - workflow.info().start_time).total_seconds() * 1000)
+        self._result = result
         await self._close_stream(
             StreamEvent(kind="result", stage=Stage.DONE, outcome=result.outcome, timings=dict(result.timings))
         )
@@ -809,6 +827,7 @@ class RequestWorkflow:
     async def _close_stream(self, last: StreamEvent) -> None:
         """Publish the stream's last event and let every waiting subscriber have it before the run closes."""
         self._events.publish(last)
+        self._closing = True  # a `result` update still waiting answers now (or fails: the run has no result)
         # Detaching releases the polls still waiting (each returns what it has, the last event included), so none
         # is abandoned with a warning when the run closes; later reads go through the stream's query on the closed
         # run. Waiting on a condition adds no command: histories recorded before streaming replay unchanged.

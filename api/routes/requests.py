@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -15,7 +16,14 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -120,6 +128,28 @@ def _completed(request: Request, result: RequestResult, links: dict[str, str]) -
         stage=Stage.DONE,
         links=links,
     )
+
+
+async def _start_and_wait(client: Client, start: WithStartWorkflowOperation[Any, Any], wait: float) -> Any:
+    """Start the run with its `result` update, then wait up to `wait` seconds for the result (None: not yet, or
+    the run closed without one; the caller's view of the run says which).
+
+    The start waits for the update's acceptance, which the worker sends with the run's first workflow task, and is
+    not cut short by `wait`: a start abandoned half-way could leave a run the client never hears of.
+    """
+    t0 = time.monotonic()
+    accepted = await client.start_update_with_start_workflow(
+        "result",
+        start_workflow_operation=start,
+        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+        result_type=RequestResult,
+    )
+    try:
+        return await asyncio.wait_for(accepted.result(), timeout=max(0.0, wait - (time.monotonic() - t0)))
+    except TimeoutError:
+        return None
+    except WorkflowUpdateFailedError:
+        return None
 
 
 async def _view(
@@ -232,33 +262,61 @@ async def create_request(
         "as_of": as_of.isoformat(),
         "fingerprint": fingerprint,
     }
+    start = RequestInput(
+        tenant=principal.tenant,
+        principal_id=principal.id,
+        question=question,
+        as_of=as_of,
+        submitted_at=datetime.now(UTC),
+        confirm_timeout_seconds=state.settings.confirm_timeout_seconds,
+        stages=StagePlacement(state.settings.stage_placement),
+        # A client that waits in the POST reads the result, not the prose as it is written.
+        stream_tokens=wait == 0,
+    )
+    # Searchable from the first moment, at no cost in history (the run adds the rest in one upsert).
+    who = TypedSearchAttributes(
+        [SearchAttributePair(SA_TENANT, principal.tenant), SearchAttributePair(SA_PRINCIPAL, principal.id)]
+    )
+    summary = f"{principal.id}: {question[:120]}"
+    # Update-with-start answers a keyless `?wait` in one call (start, then the `result` update's outcome). A keyed
+    # request keeps the plain start: a retry must find the run it started, and its conflict rules (409 on another
+    # question) are checked on the existing run's memo.
+    by_update = wait > 0 and state.settings.wait_via_update and idempotency_key is None
+    done: Any = None
+    waited = False
     try:
-        handle: WorkflowHandle[Any, Any] = await client.start_workflow(
-            names.REQUEST_WORKFLOW,
-            RequestInput(
-                tenant=principal.tenant,
-                principal_id=principal.id,
-                question=question,
-                as_of=as_of,
-                submitted_at=datetime.now(UTC),
-                confirm_timeout_seconds=state.settings.confirm_timeout_seconds,
-                stages=StagePlacement(state.settings.stage_placement),
-                # A client that waits in the POST reads the result, not the prose as it is written.
-                stream_tokens=wait == 0,
-            ),
-            id=wid,
-            task_queue=state.settings.task_queue,
-            # A finished request is never re-run under its key; one whose run failed may be retried.
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            memo=memo,
-            static_summary=f"{principal.id}: {question[:120]}",
-            request_eager_start=state.settings.eager_start,
-            # Searchable from the first moment, at no cost in history (the run adds the rest in one upsert).
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(SA_TENANT, principal.tenant), SearchAttributePair(SA_PRINCIPAL, principal.id)]
-            ),
-        )
+        if by_update:
+            waited = True
+            done = await _start_and_wait(
+                client,
+                WithStartWorkflowOperation(
+                    names.REQUEST_WORKFLOW,
+                    start,
+                    id=wid,
+                    task_queue=state.settings.task_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    memo=memo,
+                    static_summary=summary,
+                    search_attributes=who,
+                ),
+                wait,
+            )
+            handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(wid)
+        else:
+            handle = await client.start_workflow(
+                names.REQUEST_WORKFLOW,
+                start,
+                id=wid,
+                task_queue=state.settings.task_queue,
+                # A finished request is never re-run under its key; one whose run failed may be retried.
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                memo=memo,
+                static_summary=summary,
+                request_eager_start=state.settings.eager_start,
+                search_attributes=who,
+            )
     except WorkflowAlreadyStartedError:
         handle = client.get_workflow_handle(wid)
         desc = await handle.describe()
@@ -293,7 +351,7 @@ async def create_request(
             detail=str(exc),
             hint="check `docket doctor`",
         ) from exc
-    if wait > 0:
+    if wait > 0 and not waited:
         try:
             done = await asyncio.wait_for(handle.result(), timeout=wait)
         except TimeoutError:
@@ -301,11 +359,11 @@ async def create_request(
         except Exception:
             # A failed workflow is reported by the view below, not as a gateway error.
             pass
-        else:
-            # The result is in hand: answer from it, without describing the run and fetching it a second time.
-            view = _completed(request, RequestResult.model_validate(done), _links(state, request, wid))
-            response.headers["Location"] = view.links["self"]
-            return view
+    if done is not None:
+        # The result is in hand: answer from it, without describing the run and fetching it a second time.
+        view = _completed(request, RequestResult.model_validate(done), _links(state, request, wid))
+        response.headers["Location"] = view.links["self"]
+        return view
     desc = await handle.describe()
     view = await _view(state, request, handle, desc, await desc.memo())
     if view.status == "running":

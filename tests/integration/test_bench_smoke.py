@@ -17,7 +17,16 @@ from bench.stub_model import grounded_answer
 
 pytestmark = pytest.mark.integration
 
-MODES = [suite.EMPTY, suite.DOCKET_REST, suite.DOCKET_CLIENT, "b0", "b1-sync"]
+MODES = [
+    suite.EMPTY,
+    suite.DOCKET_REST,
+    suite.DOCKET_CLIENT,
+    suite.DOCKET_UPDATE,
+    suite.EMPTY_REST_SQLITE,
+    suite.DOCKET_REST_SQLITE,
+    "b0",
+    "b1-sync",
+]
 
 
 def test_stub_model_answers_with_the_prompts_figures() -> None:
@@ -39,6 +48,9 @@ async def test_bench_suite_smallest_run(temporal_env: WorkflowEnvironment) -> No
         probe_seconds=1.0,
         series_seconds=30.0,
         budget_seconds=120.0,
+        rates=[5.0],
+        sweep_modes=[suite.DOCKET_REST, suite.EMPTY_REST_SQLITE],
+        sweep_seconds=1.0,
     )
     report = await suite.run(cfg, client=temporal_env.client)
     rows = suite.jsonl_rows(report)
@@ -69,8 +81,17 @@ async def test_bench_suite_smallest_run(temporal_env: WorkflowEnvironment) -> No
     answered_by_model = len([m for m in MODES if m != suite.EMPTY]) * (3 + 1)
     assert meta["stub"]["calls"] >= answered_by_model
 
+    # The open-loop sweep: every arrival of each swept mode answered right (a rate far below either's capacity).
+    opens = {o["mode"]: o for o in report["open"]}
+    assert set(opens) == {suite.DOCKET_REST, suite.EMPTY_REST_SQLITE}
+    for o in opens.values():
+        assert o["offered"] > 0 and o["ok"] == o["offered"] and not o["dropped"], o
+        assert o["latency_ms"]["p50"] > 0 and len(o["latencies_ms"]) == o["offered"]
+
     history = report["history"]
     assert history[suite.DOCKET_REST]["sampled"] == 2
+    # Update-with-start: the same run plus the update's accepted and completed events.
+    assert history[suite.DOCKET_UPDATE]["events_median"] == history[suite.DOCKET_REST]["events_median"] + 2
     assert history[suite.DOCKET_REST]["events_median"] > history[suite.EMPTY]["events_median"] == 5
     assert history[suite.DOCKET_REST]["bytes_median"] > 0
     assert report["rss"] and report["rss"][0]["process_mib"] > 0
@@ -82,6 +103,6 @@ async def test_bench_suite_smallest_run(temporal_env: WorkflowEnvironment) -> No
 
     markdown = suite.render_markdown(report)
     assert markdown.startswith(suite.BEGIN) and markdown.endswith(suite.END)
-    assert "### Targets" in markdown and "### Interpretation" in markdown
+    assert "### Targets" in markdown and "### Interpretation" in markdown and "### Open-loop rate sweep" in markdown
     again = suite.from_jsonl([json.loads(suite.dumps(r)) for r in rows])
     assert suite.render_markdown(again) == markdown

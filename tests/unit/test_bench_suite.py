@@ -88,13 +88,19 @@ def test_w2_presets() -> None:
         suite.EMPTY_REST,
         suite.DOCKET_REST,
         suite.DOCKET_REGULAR,
-        suite.DOCKET_NOSANDBOX,
+        suite.DOCKET_SANDBOX,
         "b0",
         "b1-sync",
         "b1-default",
         "b2",
     ]
     assert (full.n, full.reps, full.concurrency) == (60, 3, [1, 8, 64])
+    # W2's open loop runs at its own pace (a 500 ms model), the smoke run has none.
+    assert smoke.rates == [] and full.rates and full.sweep_modes == [suite.DOCKET_REST, "b0", "b1-sync", "b2"]
+    # `full` and `smoke` run every mode but the one equal to the default now (unsandboxed).
+    assert (
+        suite.DOCKET_NOSANDBOX not in suite.preset("full").modes and suite.DOCKET_SANDBOX in suite.preset("full").modes
+    )
     assert full.jsonl.endswith("bench/results/suite-w2.jsonl") and full.out.endswith("docs/benchmarks.md")
     assert suite.preset("smoke").workload == suite.preset("full").workload == "W1"
     assert suite.preset("full").corpus_chunks == 0
