@@ -8,9 +8,10 @@ latency (no coordinated omission).
 
 Every series is bounded: arrivals stop after `n` requests or `max_seconds`, whichever comes first; at most
 `max_in_flight` requests are outstanding (an arrival beyond that is dropped and counted, never queued without
-bound); every request has a timeout. The *knee* of a mode is the highest offered rate it sustained: every request
-answered right within the timeout, none dropped, the achieved rate at least 90 % of the offered one, and p99 within
-the latency objective.
+bound); every request has a timeout. The *knee* of a mode is the highest offered rate it sustained: every arrival
+answered right within the timeout, none dropped, and p99 within the latency objective (a backlog that builds up
+shows there: latency runs from the due time). The answers' rate is reported, not judged: over a window of a few
+seconds it falls short of the offered rate by the last answers' latency alone.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from typing import Any
 from bench.latency import summary
 
 TIMED_OUT = "timed out"
-SUSTAINED_FRACTION = 0.9  # achieved / offered at or above which a rate counts as kept up with
 
 One = Callable[[], Awaitable[tuple[str, str | None]]]
 
@@ -143,16 +143,12 @@ def open_line(s: OpenSeries) -> dict[str, Any]:
 
 
 def sustained(line: dict[str, Any], slo_ms: float) -> bool:
-    """Whether a series kept up: all answered right in time, none dropped, ≥ 90 % of the rate, p99 ≤ slo_ms."""
+    """Whether a series kept up: every arrival answered right in time, none dropped, p99 ≤ slo_ms."""
     lat = line.get("latency_ms") or {}
-    achieved, offered = line.get("achieved_rps"), line.get("rate")
     return bool(
         line["offered"]
         and line["ok"] == line["offered"]
         and not line["dropped"]
-        and achieved
-        and offered
-        and achieved >= SUSTAINED_FRACTION * offered
         and lat.get("p99") is not None
         and lat["p99"] <= slo_ms
     )
@@ -176,8 +172,12 @@ def _f(v: float | None, digits: int = 1) -> str:
     return "n/a" if v is None or v != v else f"{v:,.{digits}f}"
 
 
-def render(lines: Sequence[dict[str, Any]], labels: dict[str, str], slo_ms: float) -> list[str]:
-    """The sweep's markdown: one row per (mode, rate), then each mode's knee."""
+def render(
+    lines: Sequence[dict[str, Any]], labels: dict[str, str], slo_ms: float, rates: Sequence[float] = ()
+) -> list[str]:
+    """The sweep's markdown: one row per (mode, rate), then each mode's knee (`rates`: the rates the run was
+    configured with, so that a knee at the highest rate a mode ran, below higher ones it never ran, reads as a
+    lower bound)."""
     if not lines:
         return []
     out = [
@@ -199,16 +199,16 @@ def render(lines: Sequence[dict[str, Any]], labels: dict[str, str], slo_ms: floa
     for mode, knee in knees(lines, slo_ms).items():
         lows = [ln for ln in lines if ln["mode"] == mode]
         low = min(lows, key=lambda x: x["rate"])
+        ran = max(x["rate"] for x in lows)
         lat = (low.get("latency_ms") or {}).get("p50")
-        parts.append(
-            f"{labels.get(mode, mode)} **{_f(knee)} req/s**"
-            if knee is not None
-            else f"{labels.get(mode, mode)} **below {_f(low['rate'])} req/s** (p50 {_f(lat)} ms there)"
-        )
+        if knee is None:
+            parts.append(f"{labels.get(mode, mode)} **below {_f(low['rate'])} req/s** (p50 {_f(lat)} ms there)")
+        elif knee == ran and any(r > ran for r in rates):
+            parts.append(f"{labels.get(mode, mode)} **at least {_f(knee)} req/s** (higher rates not run)")
+        else:
+            parts.append(f"{labels.get(mode, mode)} **{_f(knee)} req/s**")
     out.append(
-        f"Highest offered rate sustained (every arrival answered right, none dropped, ≥ "
-        f"{SUSTAINED_FRACTION:.0%} of the rate delivered, p99 ≤ {slo_ms:,.0f} ms, and every lower rate too): "
-        + "; ".join(parts)
-        + "."
+        f"Highest offered rate sustained (every arrival answered right, none dropped, p99 ≤ {slo_ms:,.0f} ms, and "
+        "every lower rate too): " + "; ".join(parts) + "."
     )
     return out

@@ -82,7 +82,9 @@ class _WhenExported(Sampler):
 
     def __init__(self, processors: _CountedProcessors) -> None:
         self._processors = processors
-        self._inner = ParentBased(ALWAYS_ON)
+        # A remote parent that came unsampled was most likely dropped here by a process with no exporter (a
+        # gateway without one in front of a worker with one): it must not silence this process's spans.
+        self._inner = ParentBased(ALWAYS_ON, remote_parent_not_sampled=ALWAYS_ON)
 
     def should_sample(
         self,
@@ -95,7 +97,8 @@ class _WhenExported(Sampler):
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
         if not self._processors.count:
-            return SamplingResult(Decision.DROP)
+            parent = opentelemetry.trace.get_current_span(parent_context).get_span_context()
+            return SamplingResult(Decision.DROP, trace_state=parent.trace_state if parent.is_valid else None)
         return self._inner.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
 
     def get_description(self) -> str:
@@ -112,7 +115,10 @@ def setup_tracing(service_name: str = "docket") -> None:
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service_name}
     processors = _CountedProcessors()
     provider = create_tracer_provider(
-        resource=Resource.create(attributes), active_span_processor=processors, sampler=_WhenExported(processors)
+        resource=Resource.create(attributes),
+        active_span_processor=processors,
+        # An operator's OTEL_TRACES_SAMPLER wins: the SDK reads it when no sampler is given.
+        sampler=None if os.environ.get("OTEL_TRACES_SAMPLER") else _WhenExported(processors),
     )
     for processor in _processors(exporters_from_env()):
         provider.add_span_processor(processor)

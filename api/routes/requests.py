@@ -18,6 +18,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from temporalio.client import (
     Client,
+    RPCTimeoutOrCancelledError,
     WithStartWorkflowOperation,
     WorkflowExecutionStatus,
     WorkflowHandle,
@@ -131,24 +132,34 @@ def _completed(request: Request, result: RequestResult, links: dict[str, str]) -
 
 
 async def _start_and_wait(client: Client, start: WithStartWorkflowOperation[Any, Any], wait: float) -> Any:
-    """Start the run with its `result` update, then wait up to `wait` seconds for the result (None: not yet, or
-    the run closed without one; the caller's view of the run says which).
+    """Start the run with its `result` update and wait up to `wait` seconds in all for its result (None: not yet,
+    or the run closed without one, or the start's answer did not come in time; the caller's view of the run, whose
+    id it chose, says which).
 
-    The start waits for the update's acceptance, which the worker sends with the run's first workflow task, and is
-    not cut short by `wait`: a start abandoned half-way could leave a run the client never hears of.
+    The start returns once the update is accepted, which the worker does in the run's first workflow task (after
+    the local stages); with no worker polling, Temporal would keep the call waiting, so it is bounded by `wait` too.
     """
     t0 = time.monotonic()
-    accepted = await client.start_update_with_start_workflow(
-        "result",
-        start_workflow_operation=start,
-        wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-        result_type=RequestResult,
-    )
+    try:
+        accepted = await asyncio.wait_for(
+            client.start_update_with_start_workflow(
+                "result",
+                start_workflow_operation=start,
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                result_type=RequestResult,
+            ),
+            timeout=wait,
+        )
+    except (TimeoutError, RPCTimeoutOrCancelledError):
+        # The SDK reports a call it had to cancel as its own error, not TimeoutError.
+        return None
     try:
         return await asyncio.wait_for(accepted.result(), timeout=max(0.0, wait - (time.monotonic() - t0)))
-    except TimeoutError:
+    except (TimeoutError, RPCTimeoutOrCancelledError):
         return None
-    except WorkflowUpdateFailedError:
+    except (WorkflowUpdateFailedError, RPCError):
+        # The run closed without a result (a failed record stage), or went away under the update (terminated,
+        # timed out): it was started, so the caller answers with its view rather than a gateway error.
         return None
 
 
@@ -364,7 +375,20 @@ async def create_request(
         view = _completed(request, RequestResult.model_validate(done), _links(state, request, wid))
         response.headers["Location"] = view.links["self"]
         return view
-    desc = await handle.describe()
+    try:
+        desc = await handle.describe()
+    except RPCError as exc:
+        if not (waited and exc.status == RPCStatusCode.NOT_FOUND):
+            raise
+        # An update-with-start whose wait ran out before Temporal answered the start: nothing runs under this id.
+        raise Problem(
+            503,
+            "request-not-started",
+            "The request was not started in time",
+            detail=f"Temporal had not started {wid} after {wait:g} s",
+            hint="send it again with a longer wait, or with an Idempotency-Key so that a retry can never start it "
+            "twice; `docket doctor` checks that a worker is polling",
+        ) from exc
     view = await _view(state, request, handle, desc, await desc.memo())
     if view.status == "running":
         return JSONResponse(view.model_dump(mode="json"), status_code=202, headers={"Location": view.links["self"]})

@@ -8,6 +8,7 @@ CSV by tests/support/oracle.py.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,7 +24,14 @@ from activities import names
 from activities.classify.model import IntentModel
 from activities.llm.engine import TemplateGenerator
 from api.main import create_app
-from docket.contracts import RecordInput, RecordResult
+from docket.contracts import (
+    ClassifyInput,
+    ClassifyResult,
+    GenerateInput,
+    GenerateResult,
+    RecordInput,
+    RecordResult,
+)
 from tests.conftest import DEMO, Stack
 from tests.support.oracle import LedgerOracle
 from worker.main import Components, make_worker
@@ -102,3 +110,45 @@ async def test_a_run_that_closes_without_a_result_answers_with_its_view(stack: S
         assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED
         # The update was accepted, then failed when the run closed: not left hanging.
         assert set(await event_types(stack, body["request_id"])) >= UPDATE_EVENTS
+
+
+@pytest.mark.parametrize("held", ["classify_request", "generate_answer"], ids=["before-acceptance", "after-acceptance"])
+async def test_a_wait_that_runs_out_answers_202_with_the_running_view(stack: Stack, held: str) -> None:
+    """Held in classify, the run's first workflow task (where the update is accepted) cannot finish: the start's
+    own wait is what runs out. Held in generate, the update was accepted and the wait for its result runs out.
+    Either way the gateway answers 202 with the run it started, never an error and never later than asked."""
+    release = asyncio.Event()
+    activities = components(stack)
+    real = {getattr(fn, "__name__", ""): fn for fn in activities}
+
+    # Fault injection under the real names: the stage waits until the test releases it.
+    @activity.defn(name=names.CLASSIFY)
+    async def classify_request(data: ClassifyInput) -> ClassifyResult:
+        await release.wait()
+        result: ClassifyResult = await real["classify_request"](data)
+        return result
+
+    @activity.defn(name=names.GENERATE)
+    async def generate_answer(data: GenerateInput) -> GenerateResult:
+        await release.wait()
+        result: GenerateResult = await real["generate_answer"](data)
+        return result
+
+    fake = classify_request if held == "classify_request" else generate_answer
+    kept = [fn for name, fn in real.items() if name != held]
+    async for http in gateway(stack, [*kept, fake]):
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        resp = await http.post("/v1/requests", params={"wait": 1.5}, json=QUESTION, headers=stack.auth("alice"))
+        waited = loop.time() - t0
+        try:
+            assert resp.status_code == 202, resp.text
+            body = resp.json()
+            assert body["status"] == "running" and body["outcome"] is None, body
+            assert resp.headers["Location"].endswith(body["request_id"])
+            # Not a speed target: the call is bounded by the wait it was given, not by the held stage.
+            assert waited < 10, waited
+        finally:
+            release.set()
+        done = await stack.client.get_workflow_handle(body["request_id"]).result()
+        assert done["outcome"] == "answered"

@@ -12,10 +12,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowHistory
+from temporalio.client import WithStartWorkflowOperation, WorkflowHistory
+from temporalio.common import WorkflowIDConflictPolicy
 
 from cli.replay import WORKFLOWS, replay_history
-from docket.contracts import RequestInput, StagePlacement
+from docket.contracts import RequestInput, RequestResult, StagePlacement
 from tests.conftest import Stack
 from tests.replay.changed_workflow import ChangedRequestWorkflow
 
@@ -62,6 +63,11 @@ RECORD_PLACED = {
 }
 
 
+# A lookup started by update-with-start (the gateway's `?wait` with DOCKET_WAIT_VIA_UPDATE): the `result` update's
+# accepted and completed events in history.
+RECORD_UPDATE = {"lookup-update-with-start": ("alice", "What was revenue for MER-US last month?")}
+
+
 # IngestWorkflow and IndexWorkflow runs recorded after the ingest-authorized-uploads patch, and one IngestWorkflow
 # run recorded with the code before it (commit a99a07c: index_documents only) that must keep replaying.
 RECORD_OTHER = ("ingest-stored", "index-status", "ingest-pre-patch")
@@ -83,7 +89,7 @@ def load(path: Path) -> WorkflowHistory:
 def test_histories_are_committed() -> None:
     # confirm-accepted is recorded by tests/integration/test_confirmation.py (it needs the LLM layer's stack), and
     # streamed-retry-reset by tests/integration/test_streaming.py (a model stream dropped, its reset, polls).
-    expected = {*RECORD, *RECORD_PLACED, *RECORD_OTHER, "confirm-accepted", "streamed-retry-reset"}
+    expected = {*RECORD, *RECORD_PLACED, *RECORD_UPDATE, *RECORD_OTHER, "confirm-accepted", "streamed-retry-reset"}
     assert {p.stem for p in committed()} >= expected
 
 
@@ -146,6 +152,29 @@ async def test_record_histories(stack: Stack) -> None:
             id=f"req-record-{name}",
             task_queue=stack.task_queue,
         )
+        await handle.result()
+        (HISTORIES / f"{name}.json").write_text((await handle.fetch_history()).to_json(), encoding="utf-8")
+    for name, (principal, question) in RECORD_UPDATE.items():
+        if (HISTORIES / f"{name}.json").exists() and os.environ.get("DOCKET_RECORD_HISTORIES_OVERWRITE") != "1":
+            continue
+        start = WithStartWorkflowOperation(
+            "RequestWorkflow",
+            RequestInput(
+                tenant="meridian",
+                principal_id=principal,
+                question=question,
+                as_of=date(2026, 11, 21),
+                stream_tokens=False,
+            ),
+            id=f"req-record-{name}",
+            task_queue=stack.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+        result = await stack.client.execute_update_with_start_workflow(
+            "result", start_workflow_operation=start, result_type=RequestResult
+        )
+        assert result.outcome.value == "answered", result
+        handle = await start.workflow_handle()
         await handle.result()
         (HISTORIES / f"{name}.json").write_text((await handle.fetch_history()).to_json(), encoding="utf-8")
 
