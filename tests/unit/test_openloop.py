@@ -152,6 +152,7 @@ def test_suite_report_carries_the_sweep_through_jsonl() -> None:
     }
     report = suite.assemble(meta, {}, series, {}, [], opens)
     markdown = suite.render_markdown(report)
-    assert "### Open-loop rate sweep" in markdown and "Docket (REST `?wait`) **at least 4.0 req/s** (higher rates not run)" in markdown
+    assert "### Open-loop rate sweep" in markdown
+    assert "Docket (REST `?wait`) **at least 4.0 req/s** (higher rates not run)" in markdown
     again = suite.from_jsonl([json.loads(suite.dumps(r)) for r in suite.jsonl_rows(report)])
     assert again["open"] == opens and suite.render_markdown(again) == markdown
