@@ -68,7 +68,7 @@ from activities.retrieve.engine import DocumentIndex, sync_index
 from api.main import create_app
 from bench.dag import stdout_to_stderr
 from bench.latency import cpu_seconds, descendants, free_socket, machine_info, median, summary, temporal_binary
-from bench.report import machine_table, quiet_logs, write_section
+from bench.report import lanes, machine_table, quiet_logs, write_section
 from docket import db, ingest, local_model, tokens
 from docket.contracts import SEARCH_ATTRIBUTES
 from docket.proc import die_with_parent
@@ -228,27 +228,18 @@ async def closed_loop(n: int, concurrency: int, one: One, max_seconds: float, ti
     """`one` up to n times with `concurrency` in flight, a new one when one finishes; none starts after
     `max_seconds`, none runs longer than `timeout_s` (it counts at the bound)."""
     loop = Loop()
-    started = 0
-    deadline = time.monotonic() + max_seconds
 
-    async def lane() -> None:
-        nonlocal started
-        while started < n and time.monotonic() < deadline:
-            started += 1
-            t0 = time.perf_counter()
-            try:
-                pt, ct, problem = await asyncio.wait_for(one(), timeout_s)
-            except TimeoutError:
-                pt, ct, problem = 0, 0, f"{TIMED_OUT} after {timeout_s:.0f} s"
-            except Exception as exc:  # a failed request is a result to report, not a crash of the run
-                pt, ct, problem = 0, 0, f"{type(exc).__name__}: {str(exc)[:300]}"
-            loop.samples.append(Sample((time.perf_counter() - t0) * 1000, pt, ct, problem))
+    async def measured() -> None:
+        t0 = time.perf_counter()
+        try:
+            pt, ct, problem = await asyncio.wait_for(one(), timeout_s)
+        except TimeoutError:
+            pt, ct, problem = 0, 0, f"{TIMED_OUT} after {timeout_s:.0f} s"
+        except Exception as exc:  # a failed request is a result to report, not a crash of the run
+            pt, ct, problem = 0, 0, f"{type(exc).__name__}: {str(exc)[:300]}"
+        loop.samples.append(Sample((time.perf_counter() - t0) * 1000, pt, ct, problem))
 
-    t0 = time.perf_counter()
-    async with asyncio.TaskGroup() as tg:
-        for _ in range(min(concurrency, n)):
-            tg.create_task(lane())
-    loop.wall_s = time.perf_counter() - t0
+    loop.wall_s = await lanes(n, concurrency, max_seconds, measured)
     loop.truncated = len(loop.samples) < n
     return loop
 

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 
-from bench.report import machine_table, write_section
+from bench.report import lanes, machine_table, write_section
 
 if TYPE_CHECKING:
     from temporalio.api.history.v1 import HistoryEvent
@@ -827,24 +827,16 @@ async def closed_loop(
     """`one` up to n times with `concurrency` in flight; none starts after `max_seconds`, none runs longer than
     `timeout_s`. Returns the samples, the wall time and whether the time bound stopped it."""
     samples: list[Sample] = []
-    started = 0
-    deadline = time.monotonic() + max_seconds
 
-    async def lane() -> None:
-        nonlocal started
-        while started < n and time.monotonic() < deadline:
-            started += 1
-            t0 = time.perf_counter()
-            try:
-                samples.append(await asyncio.wait_for(one(), timeout_s))
-            except Exception as exc:  # a failed run is a result to report, not a crash of the benchmark
-                samples.append(Sample((time.perf_counter() - t0) * 1000, "", False, f"{type(exc).__name__}: {exc}"))
+    async def measured() -> None:
+        t0 = time.perf_counter()
+        try:
+            samples.append(await asyncio.wait_for(one(), timeout_s))
+        except Exception as exc:  # a failed run is a result to report, not a crash of the benchmark
+            samples.append(Sample((time.perf_counter() - t0) * 1000, "", False, f"{type(exc).__name__}: {exc}"))
 
-    t0 = time.perf_counter()
-    async with asyncio.TaskGroup() as tg:
-        for _ in range(min(concurrency, n)):
-            tg.create_task(lane())
-    return samples, time.perf_counter() - t0, len(samples) < n
+    wall = await lanes(n, concurrency, max_seconds, measured)
+    return samples, wall, len(samples) < n
 
 
 def runner(client: Client, task_queue: str, w: Workload) -> One:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 
@@ -47,3 +50,23 @@ def quiet_logs(progress: logging.Logger) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
+
+
+async def lanes(n: int, concurrency: int, max_seconds: float, one: Callable[[], Awaitable[None]]) -> float:
+    """The closed loop every benchmark runs: `one` up to n times with `concurrency` in flight, a new one as one
+    finishes, none started after `max_seconds`; returns the wall time in seconds. `one` measures and records its
+    own request (and bounds it), so each benchmark keeps its own samples."""
+    started = 0
+    deadline = time.monotonic() + max_seconds
+
+    async def lane() -> None:
+        nonlocal started
+        while started < n and time.monotonic() < deadline:
+            started += 1
+            await one()
+
+    t0 = time.perf_counter()
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(min(concurrency, n)):
+            tg.create_task(lane())
+    return time.perf_counter() - t0

@@ -88,8 +88,8 @@ from bench.latency import check as check_figures
 from bench.openloop import OpenSeries, knees, open_line, open_loop, sustained
 from bench.openloop import render as render_sweep
 from bench.probes import EmptyWorkflow, run_probes, serving, trivial_app
+from bench.report import lanes, write_section
 from bench.report import quiet_logs as report_logs
-from bench.report import write_section
 from bench.retrieval import synthesize
 from bench.stub_model import StubModel, StubModelProcess
 from docket import db, ingest, tokens
@@ -338,27 +338,18 @@ async def closed_loop(n: int, concurrency: int, one: One, max_seconds: float, ti
     """`one` up to n times with `concurrency` in flight, a new one when one finishes; none starts after
     `max_seconds`, none runs longer than `timeout_s`."""
     s = Series("", concurrency, 0)
-    started = 0
-    deadline = time.monotonic() + max_seconds
 
-    async def lane() -> None:
-        nonlocal started
-        while started < n and time.monotonic() < deadline:
-            started += 1
-            t0 = time.perf_counter()
-            try:
-                rid, problem = await asyncio.wait_for(one(), timeout_s)
-            except TimeoutError:
-                rid, problem = "", f"{TIMED_OUT} after {timeout_s:.0f} s"
-            except Exception as exc:  # a failed request is a result to report, not a crash of the run
-                rid, problem = "", f"{type(exc).__name__}: {str(exc)[:300]}"
-            s.samples.append(Sample((time.perf_counter() - t0) * 1000, rid, problem))
+    async def measured() -> None:
+        t0 = time.perf_counter()
+        try:
+            rid, problem = await asyncio.wait_for(one(), timeout_s)
+        except TimeoutError:
+            rid, problem = "", f"{TIMED_OUT} after {timeout_s:.0f} s"
+        except Exception as exc:  # a failed request is a result to report, not a crash of the run
+            rid, problem = "", f"{type(exc).__name__}: {str(exc)[:300]}"
+        s.samples.append(Sample((time.perf_counter() - t0) * 1000, rid, problem))
 
-    t0 = time.perf_counter()
-    async with asyncio.TaskGroup() as tg:
-        for _ in range(min(concurrency, n)):
-            tg.create_task(lane())
-    s.wall_s = time.perf_counter() - t0
+    s.wall_s = await lanes(n, concurrency, max_seconds, measured)
     s.truncated = len(s.samples) < n
     return s
 
