@@ -207,8 +207,10 @@ def make_worker(
     history inside it too: that is where a non-deterministic call in workflow code is caught.
     """
     kwargs.setdefault("max_eager_activity_reservations_per_workflow_task", EAGER_ACTIVITIES)
-    precompile_workflows()
-    if not sandbox:
+    if sandbox:
+        # Only the sandbox re-imports the module per run; unsandboxed, it is imported once like any other.
+        precompile_workflows()
+    else:
         kwargs.setdefault("workflow_runner", UnsandboxedWorkflowRunner())
     kwargs.setdefault("interceptors", [ActivityLogContext()])
     return Worker(
