@@ -3,6 +3,8 @@
 CLASSIFY = "classify_request"
 AUTHORIZE = "authorize_request"
 PLAN = "plan_request"
+# Issue 9: classify, authorize and plan as one local activity (StagePlacement.FUSED).
+UNDERSTAND = "understand_request"
 LEDGER_QUERY = "ledger_query"
 # Task-DAG issue: derived figures computed from other tasks' results.
 COMPUTE_TASK = "compute_task"

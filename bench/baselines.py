@@ -541,6 +541,7 @@ class Stages:
                 passages=retrieved.passages,
                 tenant=req.tenant,
                 principal_id=req.principal_id,
+                stream_tokens=req.stream_tokens,
             ),
             GenerateResult,
         )
@@ -656,8 +657,14 @@ class _Baseline:
 
     def new_run(self, question: str, principal: str, tenant: str, as_of: date) -> Run:
         rid = f"{self.key}-{uuid.uuid4().hex}"
+        # Nobody watches the prose, as with the gateway's `?wait`: the model call asks for the whole reply at once.
         req = RequestInput(
-            tenant=tenant, principal_id=principal, question=question, as_of=as_of, submitted_at=datetime.now(UTC)
+            tenant=tenant,
+            principal_id=principal,
+            question=question,
+            as_of=as_of,
+            submitted_at=datetime.now(UTC),
+            stream_tokens=False,
         )
         return Run.new(rid, req)
 

@@ -99,11 +99,17 @@ class StagePlacement(StrEnum):
     activities, with heartbeats and their own retries, so a crash re-runs only the tasks that had not finished
     (for ledgers whose sums take seconds); the rest local. Runs recorded before placement existed ran this way.
     regular: every stage is a regular activity (its own task-queue dispatch, retries and timeouts in the UI).
+    fused (the default since issue 9's part 5): as local, but the three decisions before the data (classify,
+    authorize, plan) are one local activity, `understand_request`, which stops where a person must confirm the
+    reading or a denial ends the request; the workflow then goes on with the separate stages as local runs do.
+    Each stage keeps its audit event, stream event and timing; the run saves two local activities (a marker, an
+    activation and two payload round trips each) and two catalog reads.
     """
 
     LOCAL = "local"
     MIXED = "mixed"
     REGULAR = "regular"
+    FUSED = "fused"
 
 
 class RequestInput(Contract):
@@ -117,7 +123,8 @@ class RequestInput(Contract):
     # How long to wait for a person to confirm an uncertain reading before asking them to rephrase instead.
     confirm_timeout_seconds: int = 900
     # Runs started before the stage-placement patch ignore this (they keep the placement they were recorded with).
-    stages: StagePlacement = StagePlacement.LOCAL
+    # The API always writes this field, so runs recorded with `local` keep replaying `local` under a new default.
+    stages: StagePlacement = StagePlacement.FUSED
     # Stream the answer's prose to GET /v1/requests/{id}/events while the model writes it. Each flush is a signal
     # and a workflow task, so the gateway turns it off for a client that waits for the whole result (`?wait`).
     stream_tokens: bool = True
@@ -328,6 +335,26 @@ class Plan(Contract):
     data_version: str = ""
     template: str = ""
     assumptions: list[str] = Field(default_factory=list)
+
+
+class UnderstandInput(Contract):
+    """Input of the understand_request activity (the fused placement): the question and who asks it."""
+
+    tenant: str
+    principal_id: str
+    question: str
+    as_of: date
+
+
+class UnderstandResult(Contract):
+    """classify, authorize and plan as far as they went without a person: `authorization` is None when the
+    reading needs a clarification or a confirmation first, `plan` None unless the request was allowed.
+    `timings` holds each stage's milliseconds as measured inside the activity (stage name → ms)."""
+
+    classification: ClassifyResult
+    authorization: AuthorizeResult | None = None
+    plan: Plan | None = None
+    timings: dict[str, int] = Field(default_factory=dict)
 
 
 class LedgerQueryInput(Contract):

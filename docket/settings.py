@@ -72,9 +72,10 @@ class Settings(BaseSettings):
     # Classification: below this confidence (or when a language model decided) a person confirms first.
     confirm_below: float = 0.80
     confirm_timeout_seconds: int = 900
-    # Where new requests run their stages (docket.contracts.StagePlacement; docs/benchmarks.md): local (the
-    # default, fastest), mixed (I/O stages regular, for slow ledgers) or regular (every stage its own task).
-    stage_placement: Literal["local", "mixed", "regular"] = "local"
+    # Where new requests run their stages (docket.contracts.StagePlacement; docs/benchmarks.md): fused (the
+    # default, fastest: local, with classify, authorize and plan as one local activity), local (each stage its own
+    # local activity), mixed (I/O stages regular, for slow ledgers) or regular (every stage its own task).
+    stage_placement: Literal["fused", "local", "mixed", "regular"] = "fused"
     # Ask the server to hand a new request's first workflow task straight back to a worker in the gateway's
     # process (Temporal's eager workflow start), skipping one task-queue hop. With no such worker (the usual
     # separate API and worker processes) the server dispatches it as usual: harmless, so on by default.

@@ -34,6 +34,7 @@ from activities.plan.activity import PlanActivities
 from activities.retrieve.activity import RetrieveActivities
 from activities.retrieve.embed import build_embedder
 from activities.retrieve.engine import DocumentIndex, sync_index
+from activities.understand.activity import UnderstandActivities
 from docket import db, policies, temporal, usage
 from docket.errors import DocketError
 from docket.logs import setup_logging
@@ -134,10 +135,14 @@ class Components:
     def activities(self) -> list[Any]:
         retrieve = RetrieveActivities(self.engine, self.index)
         data = DataActivities(self.engine)
+        classify = ClassifyActivities(self.engine, self.intent_model, self.llm, self.thresholds)
+        authorize = AuthorizeActivities(self.engine)
+        plan = PlanActivities(self.engine)
         return [
-            ClassifyActivities(self.engine, self.intent_model, self.llm, self.thresholds).classify_request,
-            AuthorizeActivities(self.engine).authorize_request,
-            PlanActivities(self.engine).plan_request,
+            classify.classify_request,
+            authorize.authorize_request,
+            plan.plan_request,
+            UnderstandActivities(classify, authorize, plan).understand_request,
             data.ledger_query,
             data.compute_task,
             retrieve.retrieve_documents,

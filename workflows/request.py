@@ -63,6 +63,8 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         StagePlacement,
         StreamEvent,
+        UnderstandInput,
+        UnderstandResult,
         period_from_label,
         required_action,
     )
@@ -216,11 +218,17 @@ class RequestWorkflow:
         # the run closes without one.
         self._result: RequestResult | None = None
         self._closing = False
+        # Stage → milliseconds measured inside understand_request (the fused placement): those stages ran inside
+        # one local activity, so the workflow's clock cannot tell them apart.
+        self._measured: dict[str, int] = {}
 
     def _enter(self, stage: Stage) -> None:
         now = workflow.now()
         if self._stage not in (Stage.QUEUED, Stage.DONE):
-            self._timings[self._stage.value] = int((now - self._stage_started).total_seconds() * 1000)
+            took = self._measured.pop(self._stage.value, None)
+            self._timings[self._stage.value] = (
+                took if took is not None else int((now - self._stage_started).total_seconds() * 1000)
+            )
         self._stage = stage
         self._stage_started = now
         if stage != Stage.DONE:  # the end is announced by the `result` event, with the outcome
@@ -248,7 +256,7 @@ class RequestWorkflow:
         if self._placement in (None, StagePlacement.MIXED):
             local = mixed_local
         else:
-            local = self._placement == StagePlacement.LOCAL and not model_call
+            local = self._placement in (StagePlacement.LOCAL, StagePlacement.FUSED) and not model_call
         if local:
             done: ResultT = await workflow.execute_local_activity(
                 name,
@@ -384,18 +392,44 @@ class RequestWorkflow:
         audit: Callable[..., None],
     ) -> RequestResult:
         actor = req.principal_id
-        # 1 classify
+        # 1 classify (with the fused placement: classify, authorize and plan as far as no person is needed)
         self._enter(Stage.CLASSIFY)
-        cls = await self._call(
-            names.CLASSIFY,
-            ClassifyInput(tenant=req.tenant, question=req.question, as_of=req.as_of),
-            ClassifyResult,
-            mixed_local=True,
-            # Rules and the model take milliseconds; the LLM layer, for the rare ambiguous request, may take long.
-            start_to_close=timedelta(seconds=60),
-            retry=FAST_RETRY,
-            summary="understand the question: intent, complexity, slots",
-        )
+        fused: UnderstandResult | None = None
+        if self._placement == StagePlacement.FUSED:
+            try:
+                fused = await self._call(
+                    names.UNDERSTAND,
+                    UnderstandInput(
+                        tenant=req.tenant, principal_id=req.principal_id, question=req.question, as_of=req.as_of
+                    ),
+                    UnderstandResult,
+                    mixed_local=True,
+                    # As classify alone: the LLM layer, for the rare ambiguous request, may take long.
+                    start_to_close=timedelta(seconds=60),
+                    # One attempt: the separate stages below are the retry, each with its own policy.
+                    retry=RetryPolicy(maximum_attempts=1),
+                    summary="understand, authorize and plan the question",
+                )
+            except (ActivityError, ApplicationError) as err:
+                # The separate stages run instead, so that a failure is recorded against the stage that failed (an
+                # unknown principal fails authorize, not classify), after that stage's own retries.
+                workflow.logger.warning("understand_request failed, running the stages separately: %s", err)
+                fused = None
+        if fused is not None:
+            self._measured = dict(fused.timings)
+            cls = fused.classification
+        else:
+            cls = await self._call(
+                names.CLASSIFY,
+                ClassifyInput(tenant=req.tenant, question=req.question, as_of=req.as_of),
+                ClassifyResult,
+                mixed_local=True,
+                # Rules and the model take milliseconds; the LLM layer, for the rare ambiguous request, may take
+                # long.
+                start_to_close=timedelta(seconds=60),
+                retry=FAST_RETRY,
+                summary="understand the question: intent, complexity, slots",
+            )
         base.classification = _view(cls)
         self._index(req, cls)
         audit(
@@ -421,8 +455,10 @@ class RequestWorkflow:
                 return await self._finish(wid, base, events)
             cls = confirmed
 
-        # 2 authorize
-        authz = await self._authorize(req, cls, base, events)
+        # 2 authorize (decided already when fused, unless a person had to confirm the reading first)
+        authz = await self._authorize(
+            req, cls, base, events, fused.authorization if fused is not None and fused.classification is cls else None
+        )
         if not authz.allowed and authz.needs_confirmation and not cls.needs_confirmation and cls.confidence < 1.0:
             # Denied only by a rule that a person's confirmation lifts (POL-002: consolidation needs a reading
             # above 0.95): confirm, then decide again on the confirmed reading.
@@ -436,17 +472,20 @@ class RequestWorkflow:
             base.answer = "I can't answer this. " + " ".join(authz.reasons)
             return await self._finish(wid, base, events)
 
-        # 3 plan
+        # 3 plan (made already when fused and the first decision allowed the request as it was read)
         self._enter(Stage.PLAN)
-        plan = await self._call(
-            names.PLAN,
-            PlanInput(tenant=req.tenant, question=req.question, classification=cls, authorization=authz),
-            Plan,
-            mixed_local=True,
-            start_to_close=FAST,
-            retry=FAST_RETRY,
-            summary="plan the data tasks and the document search",
-        )
+        if fused is not None and fused.plan is not None and fused.authorization is authz:
+            plan = fused.plan
+        else:
+            plan = await self._call(
+                names.PLAN,
+                PlanInput(tenant=req.tenant, question=req.question, classification=cls, authorization=authz),
+                Plan,
+                mixed_local=True,
+                start_to_close=FAST,
+                retry=FAST_RETRY,
+                summary="plan the data tasks and the document search",
+            )
         audit(
             Stage.PLAN,
             f"{len(plan.tasks)} tasks",
@@ -690,20 +729,30 @@ class RequestWorkflow:
         )
 
     async def _authorize(
-        self, req: RequestInput, cls: ClassifyResult, base: RequestResult, events: list[AuditEvent]
+        self,
+        req: RequestInput,
+        cls: ClassifyResult,
+        base: RequestResult,
+        events: list[AuditEvent],
+        decided: AuthorizeResult | None = None,
     ) -> AuthorizeResult:
-        """One Cedar decision for the reading, recorded on the result and as an audit event."""
+        """One Cedar decision for the reading (`decided`: made by understand_request already), recorded on the
+        result and as an audit event."""
         self._enter(Stage.AUTHORIZE)
-        authz = await self._call(
-            names.AUTHORIZE,
-            AuthorizeInput(
-                tenant=req.tenant, principal_id=req.principal_id, action=required_action(cls), classification=cls
-            ),
-            AuthorizeResult,
-            mixed_local=True,
-            start_to_close=FAST,
-            retry=FAST_RETRY,
-            summary=f"authorize {required_action(cls).value} for {req.principal_id}",
+        authz = (
+            decided
+            if decided is not None
+            else await self._call(
+                names.AUTHORIZE,
+                AuthorizeInput(
+                    tenant=req.tenant, principal_id=req.principal_id, action=required_action(cls), classification=cls
+                ),
+                AuthorizeResult,
+                mixed_local=True,
+                start_to_close=FAST,
+                retry=FAST_RETRY,
+                summary=f"authorize {required_action(cls).value} for {req.principal_id}",
+            )
         )
         base.authorization = AuthorizationView(
             allowed=authz.allowed,

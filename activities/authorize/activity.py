@@ -10,7 +10,7 @@ from activities.authorize.engine import Authorizer, PolicySet, load_builtin_poli
 from activities.errors import run_engine
 from activities.trace import annotate
 from docket import policies
-from docket.catalog import load_catalog, load_principal
+from docket.catalog import Catalog, load_catalog, load_principal
 from docket.contracts import AuthorizeInput, AuthorizeResult
 from docket.errors import UnknownPrincipalError
 
@@ -36,20 +36,16 @@ class AuthorizeActivities:
             self._by_sha[stored.sha256] = Authorizer(parse_policies(stored.source, version=stored.label))
         return self._by_sha[stored.sha256]
 
-    def _authorize(self, data: AuthorizeInput) -> AuthorizeResult:
+    def decide(self, data: AuthorizeInput, catalog: Catalog | None = None) -> AuthorizeResult:
+        """The decision (blocking: database reads), on a catalog already read (understand_request) if given."""
         principal = load_principal(self.engine, data.principal_id)
         if principal is None:
             raise UnknownPrincipalError(
                 f"principal {data.principal_id!r} is not known",
                 hint="load principals with `docket ingest principals PATH`",
             )
-        catalog = load_catalog(self.engine, data.tenant)
-        return self.authorizer_for(data.tenant).decide(principal, catalog, data.action, data.classification)
-
-    @activity.defn(name=names.AUTHORIZE)
-    async def authorize_request(self, data: AuthorizeInput) -> AuthorizeResult:
-        """Decide whether the principal may have this request answered, and what to mask."""
-        result = await run_engine(self._authorize, data)
+        catalog = catalog or load_catalog(self.engine, data.tenant)
+        result = self.authorizer_for(data.tenant).decide(principal, catalog, data.action, data.classification)
         annotate(
             **{
                 "docket.policy_version": result.policy_version,
@@ -61,3 +57,8 @@ class AuthorizeActivities:
             }
         )
         return result
+
+    @activity.defn(name=names.AUTHORIZE)
+    async def authorize_request(self, data: AuthorizeInput) -> AuthorizeResult:
+        """Decide whether the principal may have this request answered, and what to mask."""
+        return await run_engine(self.decide, data)

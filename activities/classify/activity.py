@@ -28,7 +28,8 @@ class ClassifyActivities:
         self.llm = llm
         self.thresholds = thresholds
 
-    def _catalog(self, tenant: str) -> Catalog:
+    def catalog(self, tenant: str) -> Catalog:
+        """The tenant's catalog; a tenant with nothing loaded is an error that names the fix."""
         catalog = load_catalog(self.engine, tenant)
         if not catalog.entities or not catalog.accounts:
             raise CatalogEmptyError(
@@ -37,22 +38,26 @@ class ClassifyActivities:
             )
         return catalog
 
+    async def classify(self, data: ClassifyInput, catalog: Catalog | None = None) -> ClassifyResult:
+        """The classification on a catalog already read (understand_request), else the tenant's; raises
+        DocketError as it is."""
+        hybrid = HybridClassifier(catalog or self.catalog(data.tenant), self.model, self.llm, self.thresholds)
+        result = await hybrid.classify(data.question, data.as_of)
+        annotate(
+            **{
+                "docket.intent": result.intent.value,
+                "docket.complexity": result.complexity.value,
+                "docket.classification_method": result.method,
+                "docket.classification_confidence": result.confidence,
+                "docket.needs_confirmation": result.needs_confirmation,
+            }
+        )
+        return result
+
     @activity.defn(name=names.CLASSIFY)
     async def classify_request(self, data: ClassifyInput) -> ClassifyResult:
         """Classify a question: intent, complexity, slots, confidence, and whether a person must confirm."""
         try:
-            catalog = self._catalog(data.tenant)
-            hybrid = HybridClassifier(catalog, self.model, self.llm, self.thresholds)
-            result = await hybrid.classify(data.question, data.as_of)
-            annotate(
-                **{
-                    "docket.intent": result.intent.value,
-                    "docket.complexity": result.complexity.value,
-                    "docket.classification_method": result.method,
-                    "docket.classification_confidence": result.confidence,
-                    "docket.needs_confirmation": result.needs_confirmation,
-                }
-            )
-            return result
+            return await self.classify(data)
         except DocketError as exc:
             raise to_application_error(exc) from exc

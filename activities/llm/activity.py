@@ -130,6 +130,7 @@ class GenerateActivities:
         with tracer.start_as_current_span("docket.generate") as span:
             async with TokenStream.open() if data.stream_tokens else TokenStream.disabled() as tokens:
                 hooks = _ActivityHooks(self, data, info, tokens)
+                hooks.watched = data.stream_tokens
                 if info.start_to_close_timeout:
                     # Finish (or give up on the model) before Temporal's own timeout cuts the attempt off: a
                     # timed-out attempt could never reach the template fallback of the last attempt.

@@ -358,6 +358,9 @@ class GenerationHooks:
     earlier_tokens: int = 0
     # time.monotonic() by which the generation must be done (the activity's start-to-close, less a margin).
     deadline: float | None = None
+    # Somebody reads the prose as it arrives (the request's event stream). When nobody does (`?wait`), the model is
+    # asked for the whole reply at once: no per-chunk parsing and heartbeats for words nobody sees early.
+    watched: bool = True
 
     async def before_call(self, call: int, max_tokens: int) -> None:
         """Raise to refuse the call (a budget); `call` counts from 0 within this attempt."""
@@ -388,11 +391,41 @@ def _estimated(messages: list[ChatCompletionMessageParam], reply: str) -> Usage:
     return Usage(prompt_tokens=_estimate_tokens(messages), completion_tokens=len(reply) // 3 + 1)
 
 
+# Transport failures before a request reached a server (by class name: openai 3 wraps httpx2's errors, earlier
+# versions httpx's, and both use these names), and TLS handshakes that failed.
+_NEVER_SENT = {"ConnectError", "ConnectTimeout", "PoolTimeout", "SSLError"}
+
+
+def _refused(exc: BaseException) -> bool:
+    """The request never reached a server, so it cannot have spent tokens. The client makes one HTTP request per
+    call (max_retries=0: Temporal owns retries), so the wrapped cause is that request's."""
+    cause = exc.__cause__
+    return cause is not None and any(c.__name__ in _NEVER_SENT for c in type(cause).__mro__)
+
+
+def _whole_reply_timeout(client: AsyncOpenAI, left: float | None) -> openai.Timeout | openai.NotGiven:
+    """The timeout of a call that does not stream: the server sends nothing until the model has written the whole
+    reply, so the read may take as long as the attempt has left (a streamed call only waits that long for its next
+    chunk); connecting stays as quick as the client is configured."""
+    base = client.timeout
+    if base is None or left is None:
+        return openai.NOT_GIVEN
+    if isinstance(base, int | float):
+        quick, read = float(base), float(base)
+    else:
+        quick = base.connect if base.connect is not None else 30.0
+        read = base.read if base.read is not None else 0.0
+    return openai.Timeout(quick, read=max(read, left))
+
+
 @dataclass
 class _Progress:
     """What one call has streamed so far (for counting a call that broke off)."""
 
     text: str = ""
+    # A call that does not stream and was cut off while the server may have been writing: what it spent is unseen,
+    # so it counts the prompt and the ceiling of output tokens it asked for (a budget errs on the side of spent).
+    unseen_max_tokens: int = 0
 
 
 def provider_of(base_url: str) -> str:
@@ -483,6 +516,13 @@ class OpenAIGenerator:
                 if progress.text:
                     # The server produced tokens before the call broke off: they were spent, so they count.
                     await hooks.after_call(call, model, _estimated(messages, progress.text))
+                elif progress.unseen_max_tokens:
+                    spent = _estimated(messages, "")
+                    await hooks.after_call(
+                        call,
+                        model,
+                        Usage(prompt_tokens=spent.prompt_tokens, completion_tokens=progress.unseen_max_tokens),
+                    )
                 if isinstance(exc, TimeoutError):
                     raise ModelUnavailableError("the model call ran past this attempt's time limit") from exc
                 raise
@@ -584,14 +624,19 @@ class OpenAIGenerator:
         model = self.model
         started = False
         try:
-            if not self.stream:
+            if not self.stream or not hooks.watched:
+                # Until the server answers, the call may be spending tokens (cleared when it answers or refuses).
+                progress.unseen_max_tokens = max_tokens
+                left = None if hooks.deadline is None else hooks.deadline - time.monotonic()
                 resp = await self.client.chat.completions.create(
                     model=self.model,
                     messages=messages,
                     temperature=0,
                     max_tokens=max_tokens,
                     response_format=response_format,
+                    timeout=_whole_reply_timeout(self.client, left),
                 )
+                progress.unseen_max_tokens = 0
                 if resp.usage:
                     usage = Usage(
                         prompt_tokens=resp.usage.prompt_tokens, completion_tokens=resp.usage.completion_tokens
@@ -623,11 +668,18 @@ class OpenAIGenerator:
                         hooks.token(piece)
             return answer.raw, usage, model
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            if _refused(exc):
+                # Refused: the request never reached a server, so nothing was spent.
+                progress.unseen_max_tokens = 0
             if started:
                 # Cut off half-way (a dropped connection): the reply is incomplete, the attempt failed.
                 raise ModelUnavailableError(f"model stream broke off: {exc}") from exc
+            if progress.unseen_max_tokens and not isinstance(exc, openai.APITimeoutError):
+                # A whole reply whose connection dropped before it had all arrived.
+                raise ModelUnavailableError(f"model reply broke off: {exc}") from exc
             raise ModelUnavailableError(f"model endpoint unreachable: {exc}") from exc
         except openai.APIStatusError as exc:
+            progress.unseen_max_tokens = 0  # the server answered with an error, not with tokens
             if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
                 raise ModelUnavailableError(
                     f"model endpoint answered {exc.status_code}", retry_after=retry_after(exc.response.headers)

@@ -7,9 +7,9 @@ from temporalio import activity
 
 from activities import names
 from activities.errors import run_engine
-from activities.plan.engine import plan
+from activities.plan.engine import plan as make_plan
 from activities.trace import annotate
-from docket.catalog import load_catalog
+from docket.catalog import Catalog, load_catalog
 from docket.contracts import Plan, PlanInput
 from docket.dataversion import data_version
 
@@ -18,17 +18,13 @@ class PlanActivities:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _plan(self, data: PlanInput) -> Plan:
-        catalog = load_catalog(self.engine, data.tenant)
+    def plan(self, data: PlanInput, catalog: Catalog | None = None) -> Plan:
+        """The plan (blocking: database reads), on a catalog already read (understand_request) if given."""
+        catalog = catalog or load_catalog(self.engine, data.tenant)
         # The plan pins the ledger version its tasks must read: every figure of one answer comes from one state
         # of the ledger, and stored task results are reused only under it (docket/dataversion.py).
         version = data_version(self.engine, data.tenant)
-        return plan(data.tenant, data.question, data.classification, data.authorization, catalog, version)
-
-    @activity.defn(name=names.PLAN)
-    async def plan_request(self, data: PlanInput) -> Plan:
-        """Plan the data tasks and the document search."""
-        result = await run_engine(self._plan, data)
+        result = make_plan(data.tenant, data.question, data.classification, data.authorization, catalog, version)
         annotate(
             **{
                 "docket.plan.template": result.template,
@@ -38,3 +34,8 @@ class PlanActivities:
             }
         )
         return result
+
+    @activity.defn(name=names.PLAN)
+    async def plan_request(self, data: PlanInput) -> Plan:
+        """Plan the data tasks and the document search."""
+        return await run_engine(self.plan, data)

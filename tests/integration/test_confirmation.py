@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from sqlalchemy import Engine, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
+from activities import names
 from activities.classify.hybrid import Thresholds
 from activities.classify.llm import OpenAIClassifier
 from activities.llm.engine import TemplateGenerator
@@ -31,7 +31,7 @@ from docket import tokens
 from docket.db import AuditEventRow, table_of
 from docket.settings import Settings
 from tests.conftest import DEMO
-from tests.replay.test_replay import HISTORIES
+from tests.support.history import activity_types, commit_history
 from tests.support.oracle import LedgerOracle
 from tests.support.stub_openai import Reply, StubOpenAI
 from worker.main import Components, make_worker
@@ -137,6 +137,14 @@ async def test_consolidation_of_an_uncertain_reading_waits_for_confirmation(pol0
     assert (
         ("authorize", "denied") in stages and ("confirm", "accepted") in stages and ("authorize", "allowed") in stages
     )
+    # Fused placement (the default): the first decision came from understand_request, the second and the plan
+    # from their own activities once the person had confirmed.
+    history = await pol002_stack.env.client.get_workflow_handle(wid).fetch_history()
+    ran = activity_types(history)
+    assert ran[:3] == [names.UNDERSTAND, names.AUTHORIZE, names.PLAN] and names.CLASSIFY not in ran, ran
+    ok, message = await replay_history(history)
+    assert ok, message
+    commit_history(history, "placement-fused-pol002-confirmed")
 
 
 async def test_consolidation_without_confirmation_is_a_clarification(pol002_stack: LLMStack) -> None:
@@ -182,9 +190,10 @@ async def test_llm_classified_request_waits_and_resumes_after_confirm(llm_stack:
     history = await llm_stack.env.client.get_workflow_handle(wid).fetch_history()
     ok, message = await replay_history(history)
     assert ok, message
-    target = HISTORIES / "confirm-accepted.json"
-    if os.environ.get("DOCKET_RECORD_HISTORIES") == "1" and not target.exists():
-        target.write_text(history.to_json(), encoding="utf-8")
+    # Under the fused placement the reading stopped understand_request before authorization.
+    ran = activity_types(history)
+    assert ran[:3] == [names.UNDERSTAND, names.AUTHORIZE, names.PLAN] and names.CLASSIFY not in ran, ran
+    commit_history(history, "placement-fused-confirm-accepted")
     # A second confirmation is rejected by the validator and never reaches history.
     again = await llm_stack.http.post(
         f"/v1/requests/{wid}/confirm", json={"accept": True}, headers=llm_stack.auth("bob")

@@ -39,15 +39,20 @@ async def faults(
         yield s
 
 
-async def ask(s: Stack) -> dict[str, Any]:
+async def ask(s: Stack, *, watched: bool = False) -> dict[str, Any]:
+    """Ask with `?wait` (the model is asked for the whole reply), or `watched`: submitted for its event stream,
+    so the prose is streamed, and read back once the run has finished."""
     resp = await s.http.post(
         "/v1/requests",
-        params={"wait": 60},
+        params={} if watched else {"wait": 60},
         headers=s.auth("alice"),
         json={"question": QUESTION, "as_of": "2026-11-21"},
     )
-    assert resp.status_code == 200, resp.text
+    assert resp.status_code == (202 if watched else 200), resp.text
     body: dict[str, Any] = resp.json()
+    if watched:
+        await s.client.get_workflow_handle(body["request_id"]).result()
+        body = (await s.http.get(f"/v1/requests/{body['request_id']}", headers=s.auth("alice"))).json()
     assert body["status"] == "completed"
     return body
 
@@ -66,9 +71,12 @@ def revenue(demo_dir: Path) -> int:
         (Reply(status=503), 3, "Model unavailable"),
         # Retry-After 3 s against a retry policy that would wait 1 s, then 2 s: the gaps show which one won.
         (Reply(status=429, headers={"Retry-After": "3"}), 3, "Model unavailable"),
+        # A server silent for longer than the client's timeout, while the prose is streamed to a watcher (a whole
+        # reply may take as long as the attempt has left: test_a_whole_reply_slower_than_the_client_timeout_is_used).
         (Reply(delay=CLIENT_TIMEOUT + 1.0), 3, "Model unavailable"),
-        # The stream is cut after 2 pieces: an incomplete reply is a failed attempt, retried by Temporal.
-        (Reply(content=model_answer_json("MER-US revenue was reported.", ["F1"]), drop_after=2), 3, "stream broke off"),
+        # The reply is cut after 2 pieces (a `?wait` request asks for the whole reply: 16 bytes of its JSON body):
+        # an incomplete reply is a failed attempt, retried by Temporal.
+        (Reply(content=model_answer_json("MER-US revenue was reported.", ["F1"]), drop_after=2), 3, "reply broke off"),
         # Not retryable: one call.
         (Reply(status=401), 1, "model rejected the request"),
         # Invalid output: one call and two repairs (each a call), then the template.
@@ -85,7 +93,7 @@ async def test_every_fault_ends_in_a_defined_state(
 ) -> None:
     stub.reset()
     stub.reply = reply
-    body = await ask(faults)
+    body = await ask(faults, watched=bool(reply.delay))
     # The figures are the ledger's whatever the model did; the wording falls back to the template, and the
     # outcome says so.
     assert body["outcome"] == "qualified"
@@ -97,6 +105,19 @@ async def test_every_fault_ends_in_a_defined_state(
     if reply.headers.get("Retry-After"):
         gaps = [b["at"] - a["at"] for a, b in zip(stub.requests, stub.requests[1:], strict=False)]
         assert all(g >= 2.8 for g in gaps), gaps
+
+
+async def test_a_whole_reply_slower_than_the_client_timeout_is_used(
+    faults: Stack, stub: StubOpenAI, revenue: int
+) -> None:
+    # Nobody watches a `?wait` request's prose, so the model is asked for the whole reply, which arrives only once
+    # written: the attempt's time, not the client's read timeout, bounds it, as it bounded the streamed call.
+    stub.reset()
+    answer = f"MER-US booked {revenue:,} USD of revenue in October 2026."
+    stub.reply = Reply(content=model_answer_json(answer, ["F1"]), delay=CLIENT_TIMEOUT + 1.0)
+    body = await ask(faults)
+    assert body["generator"] == "openai" and body["outcome"] == "answered" and f"{revenue:,}" in body["answer"]
+    assert len(stub.requests) == 1 and "stream" not in stub.requests[0]["body"]
 
 
 async def test_a_good_answer_after_two_failures_is_used(faults: Stack, stub: StubOpenAI, revenue: int) -> None:

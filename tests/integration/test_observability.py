@@ -135,10 +135,9 @@ async def traced(
         yield s
 
 
+# The default (fused) placement: classify, authorize and plan are the one local activity understand_request.
 ACTIVITIES = [
-    "classify_request",
-    "authorize_request",
-    "plan_request",
+    "understand_request",
     "ledger_query",
     "retrieve_documents",
     "generate_answer",
@@ -196,10 +195,12 @@ async def test_one_trace_per_request_from_http_through_every_activity_to_the_mod
     assert attrs["chat stub-model-1"]["gen_ai.usage.output_tokens"] == 18
     assert attrs["docket.generate"]["docket.prompt.id"] == "answer"
     assert attrs["docket.generate"]["gen_ai.usage.input_tokens"] == body["usage"]["prompt_tokens"]
-    assert attrs["RunActivity:authorize_request"]["docket.decision"] == "allowed"
-    assert attrs["RunActivity:authorize_request"]["docket.policy_version"] == body["authorization"]["policy_version"]
-    assert attrs["RunActivity:authorize_request"]["docket.masked_count"] == 0
-    assert attrs["RunActivity:classify_request"]["docket.intent"] == "metric_lookup"
+    understood = attrs["RunActivity:understand_request"]
+    assert understood["docket.decision"] == "allowed"
+    assert understood["docket.policy_version"] == body["authorization"]["policy_version"]
+    assert understood["docket.masked_count"] == 0
+    assert understood["docket.intent"] == "metric_lookup"
+    assert understood["docket.plan.tasks"] >= 1  # the plan was made in the same activity
     assert attrs["RunActivity:score_confidence"]["docket.confidence_band"] == body["confidence"]["band"]
     assert attrs["RunActivity:record_result"]["docket.outcome"] == "answered"
 

@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from activities import names
 from cli.replay import replay_history
 from docket.contracts import RequestInput, RequestResult
 from docket.db import AuditEventRow, RequestRecord, UsageRecord, table_of
 from tests.conftest import DEMO, Stack
+from tests.support.history import activity_types, commit_history
 from tests.support.oracle import LedgerOracle, growth_pct, margin_pct, months_between
 
 pytestmark = pytest.mark.integration
@@ -222,8 +224,13 @@ async def test_a_stage_that_fails_for_good_is_recorded_as_failed(stack: Stack) -
         t = table_of(AuditEventRow)
         stages = [r.stage for r in conn.execute(select(t).where(t.c.workflow_id == wid).order_by(t.c.step))]
     assert stages == ["classify", "authorize", "record"]
-    ok, message = await replay_history(await stack.client.get_workflow_handle(wid).fetch_history())
+    history = await stack.client.get_workflow_handle(wid).fetch_history()
+    # The default (fused) placement: understand_request failed for good, and the separate stages ran instead, so
+    # the failure is authorize's.
+    assert activity_types(history) == [names.UNDERSTAND, names.CLASSIFY, names.AUTHORIZE, names.RECORD]
+    ok, message = await replay_history(history)
     assert ok, message
+    commit_history(history, "placement-fused-failed-authorize")
 
 
 async def test_growth_example_is_answered_with_both_periods_and_the_rate(stack: Stack) -> None:

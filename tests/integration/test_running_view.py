@@ -13,12 +13,11 @@ import pytest
 from temporalio import activity
 
 from activities import names
-from activities.classify.activity import ClassifyActivities
 from activities.classify.model import IntentModel
 from activities.llm.engine import TemplateGenerator
 from api.main import create_app
 from api.routes.requests import QUERY_TIMEOUT_SECONDS
-from docket.contracts import ClassifyInput, ClassifyResult
+from docket.contracts import UnderstandInput, UnderstandResult
 from tests.conftest import Stack
 from worker.main import Components, make_worker
 
@@ -29,28 +28,30 @@ pytestmark = pytest.mark.integration
 async def test_a_request_inside_a_workflow_task_is_running_with_no_stage(
     stack: Stack, tmp_path: Path, eager: bool
 ) -> None:
-    started = tmp_path / "classify-started"
+    started = tmp_path / "understand-started"
     release = asyncio.Event()
-    real = ClassifyActivities(stack.engine, IntentModel.load())
-
-    # Fault injection under the real name: classification that holds its workflow task open until released.
-    @activity.defn(name=names.CLASSIFY)
-    async def classify_request(data: ClassifyInput) -> ClassifyResult:
-        started.write_text("yes")
-        await release.wait()
-        return await real.classify_request(data)
-
     activities = Components(
         engine=stack.engine, index=stack.index, generator=TemplateGenerator(), intent_model=IntentModel.load()
     ).activities()
-    kept = [fn for fn in activities if getattr(fn, "__name__", "") != "classify_request"]
+    real = {getattr(fn, "__name__", ""): fn for fn in activities}
+
+    # Fault injection under the real name: the first stage (classify, authorize and plan under the default fused
+    # placement) holds its workflow task open until released.
+    @activity.defn(name=names.UNDERSTAND)
+    async def understand_request(data: UnderstandInput) -> UnderstandResult:
+        started.write_text("yes")
+        await release.wait()
+        result: UnderstandResult = await real["understand_request"](data)
+        return result
+
+    kept = [fn for name, fn in real.items() if name != "understand_request"]
     task_queue = f"docket-running-view-{uuid.uuid4().hex[:8]}"
     # Without eager start (a gateway with no worker in its process, as deployed) the first task goes through the
     # task queue: the view must not wait on a query either way.
     settings = stack.settings.model_copy(update={"task_queue": task_queue, "eager_start": eager})
     app = create_app(settings, engine=stack.engine, client=stack.client)
     async with (
-        make_worker(stack.client, task_queue, [*kept, classify_request]),
+        make_worker(stack.client, task_queue, [*kept, understand_request]),
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://docket") as http,
     ):
@@ -66,7 +67,7 @@ async def test_a_request_inside_a_workflow_task_is_running_with_no_stage(
                 break
             await asyncio.sleep(0.05)
         try:
-            assert started.exists(), "classification never started"
+            assert started.exists(), "understanding never started"
             loop = asyncio.get_running_loop()
             t0 = loop.time()
             view = (await http.get(f"/v1/requests/{wid}", headers=stack.auth("alice"))).json()

@@ -25,12 +25,12 @@ from activities.classify.model import IntentModel
 from activities.llm.engine import TemplateGenerator
 from api.main import create_app
 from docket.contracts import (
-    ClassifyInput,
-    ClassifyResult,
     GenerateInput,
     GenerateResult,
     RecordInput,
     RecordResult,
+    UnderstandInput,
+    UnderstandResult,
 )
 from tests.conftest import DEMO, Stack
 from tests.support.oracle import LedgerOracle
@@ -112,20 +112,23 @@ async def test_a_run_that_closes_without_a_result_answers_with_its_view(stack: S
         assert set(await event_types(stack, body["request_id"])) >= UPDATE_EVENTS
 
 
-@pytest.mark.parametrize("held", ["classify_request", "generate_answer"], ids=["before-acceptance", "after-acceptance"])
+@pytest.mark.parametrize(
+    "held", ["understand_request", "generate_answer"], ids=["before-acceptance", "after-acceptance"]
+)
 async def test_a_wait_that_runs_out_answers_202_with_the_running_view(stack: Stack, held: str) -> None:
-    """Held in classify, the run's first workflow task (where the update is accepted) cannot finish: the start's
-    own wait is what runs out. Held in generate, the update was accepted and the wait for its result runs out.
-    Either way the gateway answers 202 with the run it started, never an error and never later than asked."""
+    """Held in its first stage (understand_request), the run's first workflow task (where the update is accepted)
+    cannot finish: the start's own wait is what runs out. Held in generate, the update was accepted and the wait
+    for its result runs out. Either way the gateway answers 202 with the run it started, never an error and never
+    later than asked."""
     release = asyncio.Event()
     activities = components(stack)
     real = {getattr(fn, "__name__", ""): fn for fn in activities}
 
     # Fault injection under the real names: the stage waits until the test releases it.
-    @activity.defn(name=names.CLASSIFY)
-    async def classify_request(data: ClassifyInput) -> ClassifyResult:
+    @activity.defn(name=names.UNDERSTAND)
+    async def understand_request(data: UnderstandInput) -> UnderstandResult:
         await release.wait()
-        result: ClassifyResult = await real["classify_request"](data)
+        result: UnderstandResult = await real["understand_request"](data)
         return result
 
     @activity.defn(name=names.GENERATE)
@@ -134,7 +137,7 @@ async def test_a_wait_that_runs_out_answers_202_with_the_running_view(stack: Sta
         result: GenerateResult = await real["generate_answer"](data)
         return result
 
-    fake = classify_request if held == "classify_request" else generate_answer
+    fake = understand_request if held == "understand_request" else generate_answer
     kept = [fn for name, fn in real.items() if name != held]
     async for http in gateway(stack, [*kept, fake]):
         loop = asyncio.get_running_loop()

@@ -38,7 +38,7 @@ async def wait_for(path: Path, proc: subprocess.Popen[bytes], seconds: float) ->
     pytest.fail(f"{path.name} did not appear within {seconds}s")
 
 
-@pytest.mark.parametrize("stages", [StagePlacement.LOCAL, StagePlacement.MIXED])
+@pytest.mark.parametrize("stages", [StagePlacement.FUSED, StagePlacement.LOCAL, StagePlacement.MIXED])
 async def test_worker_killed_after_commit_resumes_without_duplicates(
     temporal_env: WorkflowEnvironment, sqlite_db: tuple[str, Engine], tmp_path: Path, stages: StagePlacement
 ) -> None:
@@ -130,7 +130,7 @@ async def test_worker_killed_after_commit_resumes_without_duplicates(
         assert len(records) == 1 and records[0].event_id > timed_out[0].event_id
 
 
-@pytest.mark.parametrize("stages", [StagePlacement.LOCAL, StagePlacement.MIXED])
+@pytest.mark.parametrize("stages", [StagePlacement.FUSED, StagePlacement.LOCAL, StagePlacement.MIXED])
 async def test_worker_killed_mid_dag_resumes_without_recomputing_a_task(
     temporal_env: WorkflowEnvironment, tmp_path: Path, stages: StagePlacement
 ) -> None:
@@ -139,9 +139,9 @@ async def test_worker_killed_mid_dag_resumes_without_recomputing_a_task(
     computed exactly once (the task-result store counts).
 
     mixed placement: the 3 finished sums are in history and never ran again; the 5 lost ones were retried and
-    served from the store. local placement: no sum reached history (local activities are recorded when their
-    workflow task completes, and the kill cut it off), so the fresh worker ran all 8 again, each served from the
-    store."""
+    served from the store. fused (the default) and local placements: no sum reached history (local
+    activities are recorded when their workflow task completes, and the kill cut it off), so the fresh worker ran
+    all 8 again, each served from the store."""
     # A database of its own: the counts below must not see results other tests stored for the same tasks.
     url, engine = fresh_sqlite(tmp_path / "db")
     task_queue = f"docket-dag-kill-{uuid.uuid4().hex[:8]}"
@@ -178,7 +178,7 @@ async def test_worker_killed_mid_dag_resumes_without_recomputing_a_task(
             history = await handle.fetch_history()
             completed = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED]
             stalled = marker.read_text().split() if marker.exists() else []
-            finished = len(completed) >= 3 or stages == StagePlacement.LOCAL
+            finished = len(completed) >= 3 or stages != StagePlacement.MIXED
             if finished and len(stalled) == 5:
                 break
             if proc.poll() is not None:
@@ -208,7 +208,7 @@ async def test_worker_killed_mid_dag_resumes_without_recomputing_a_task(
     assert len(after) == 9  # the 8 sums and the variance
     assert all(computations == 1 for computations, _ in after.values()), after
     history = await handle.fetch_history()
-    if stages == StagePlacement.LOCAL:
+    if stages != StagePlacement.MIXED:
         sums = [t for t in after if t in before]
         assert len(sums) == 8 and all(after[t][1] == 1 for t in sums), after
         assert sum(reuses for _, reuses in after.values()) == 8

@@ -50,6 +50,17 @@ RECORD = {
     ),
     "placement-local-group-qualified": ("alice", "What was total revenue for the group in October 2026?"),
     "placement-local-clarification": ("alice", "What was revenue for MER-US?"),
+    # Recorded with the fused placement, the gateway's default since issue 9's part 5 (the placement-local ones above
+    # were recorded when `local` was the default: overwriting them now would record fused runs under their names):
+    # classify, authorize and plan are one local activity, understand_request, as far as no person is needed.
+    "placement-fused-lookup": ("alice", "What was revenue for MER-US last month?"),
+    "placement-fused-denied": ("carol", "What was payroll for MER-US in January 2026?"),
+    "placement-fused-scenario": (
+        "alice",
+        "Run a scenario: what happens to MER-US gross margin in October 2026 if materials cost rises 10%?",
+    ),
+    "placement-fused-clarification": ("alice", "What was revenue for MER-US?"),
+    "placement-fused-comparison": ("dave", "Compare revenue across EMEA entities for Q2 2026"),
 }
 # Recorded through the Temporal client with another RequestInput.stages and no start-time search attributes (the
 # run upserts tenant and principal itself).
@@ -87,9 +98,20 @@ def load(path: Path) -> WorkflowHistory:
 
 
 def test_histories_are_committed() -> None:
-    # confirm-accepted is recorded by tests/integration/test_confirmation.py (it needs the LLM layer's stack), and
-    # streamed-retry-reset by tests/integration/test_streaming.py (a model stream dropped, its reset, polls).
-    expected = {*RECORD, *RECORD_PLACED, *RECORD_UPDATE, *RECORD_OTHER, "confirm-accepted", "streamed-retry-reset"}
+    # confirm-accepted (recorded before stage placement existed) and the two placement-fused-confirm ones are
+    # recorded by tests/integration/test_confirmation.py (they need its stacks), streamed-retry-reset by
+    # tests/integration/test_streaming.py (a model stream dropped, its reset, polls).
+    expected = {
+        *RECORD,
+        *RECORD_PLACED,
+        *RECORD_UPDATE,
+        *RECORD_OTHER,
+        "confirm-accepted",
+        "placement-fused-confirm-accepted",
+        "placement-fused-pol002-confirmed",
+        "placement-fused-failed-authorize",  # tests/integration/test_requests.py
+        "streamed-retry-reset",
+    }
     assert {p.stem for p in committed()} >= expected
 
 
@@ -129,6 +151,8 @@ async def test_record_histories(stack: Stack) -> None:
     for name, (principal, question) in RECORD.items():
         if (HISTORIES / f"{name}.json").exists() and os.environ.get("DOCKET_RECORD_HISTORIES_OVERWRITE") != "1":
             continue  # committed histories are contracts: only add new ones unless asked to overwrite
+        if not name.startswith("placement-fused-") and (HISTORIES / f"{name}.json").exists():
+            continue  # recorded under an earlier default: the gateway can no longer run it that way
         resp = await stack.http.post(
             "/v1/requests",
             params={"wait": 30},

@@ -17,13 +17,14 @@ import math
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 ERROR_TYPES = {
@@ -71,7 +72,8 @@ class Reply:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     # Streamed replies (`stream: true`): the content goes out in pieces of this many characters, one SSE event
-    # each; with `drop_after` set, the connection is cut after that many pieces (a dropped connection).
+    # each; with `drop_after` set, the connection is cut after that many pieces (a dropped connection). A whole
+    # reply with `drop_after` set is cut after that many pieces of its JSON body.
     chunk_chars: int = 8
     drop_after: int | None = None
 
@@ -120,7 +122,7 @@ class StubOpenAI:
 
     # ------------------------------------------------------------------ endpoints
 
-    async def _chat(self, request: Request) -> JSONResponse:
+    async def _chat(self, request: Request) -> Response:
         body = await request.json()
         self.requests.append({"body": body, "headers": dict(request.headers), "at": time.monotonic()})
         reply = self.queue.pop(0) if self.queue else self.reply
@@ -142,27 +144,38 @@ class StubOpenAI:
         self._counter += 1
         if body.get("stream"):
             return self._stream(reply, include_usage=bool((body.get("stream_options") or {}).get("include_usage")))
-        return JSONResponse(
-            {
-                "id": f"chatcmpl-stub-{self._counter}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": reply.model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": reply.content},
-                        "finish_reason": "stop",
-                        "logprobs": None,
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": reply.prompt_tokens,
-                    "completion_tokens": reply.completion_tokens,
-                    "total_tokens": reply.prompt_tokens + reply.completion_tokens,
-                },
-            }
-        )
+        whole: dict[str, Any] = {
+            "id": f"chatcmpl-stub-{self._counter}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": reply.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": reply.content},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": reply.prompt_tokens,
+                "completion_tokens": reply.completion_tokens,
+                "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+            },
+        }
+        if reply.drop_after is not None:
+            return self._cut(json.dumps(whole).encode(), reply.drop_after * reply.chunk_chars)
+        return JSONResponse(whole)
+
+    def _cut(self, body: bytes, keep: int) -> StreamingResponse:
+        """A whole JSON reply whose connection drops after `keep` bytes (announced at full length)."""
+
+        async def send() -> AsyncIterator[bytes]:
+            yield body[:keep]
+            await asyncio.sleep(0)
+            raise _Dropped("connection dropped by the fault injector")
+
+        return StreamingResponse(send(), media_type="application/json", headers={"Content-Length": str(len(body))})
 
     def _stream(self, reply: Reply, *, include_usage: bool) -> StreamingResponse:
         """The chat completion as OpenAI streams it: `data: {chunk}` events, a usage chunk, then `data: [DONE]`."""

@@ -412,3 +412,107 @@ async def test_personal_data_never_reaches_the_model(
 )
 def test_figures_codes_and_bad_checksums_are_not_personal_data(text: str) -> None:
     assert redact(text) == (text, Counter())
+
+
+# ---------------------------------------------------------------- a request nobody watches (`?wait`)
+
+
+def unwatched() -> Recorder:
+    hooks = Recorder()
+    hooks.watched = False
+    return hooks
+
+
+async def test_a_reply_nobody_watches_is_asked_for_whole(
+    stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
+) -> None:
+    value = data.facts[0].value
+    stub.reply_json(model_answer(f"MER-US revenue was {value:,} USD.", ["F1"]), prompt_tokens=7, completion_tokens=9)
+    hooks = unwatched()
+    result = await OpenAIGenerator(client=client, model=MODEL).generate(data, hooks)
+    assert "stream" not in stub.requests[0]["body"]
+    assert result.validated and (result.usage.prompt_tokens, result.usage.completion_tokens) == (7, 9)
+    assert [(call, p, c) for call, _model, p, c in hooks.spent] == [(0, 7, 9)] and hooks.tokens == []
+
+
+async def test_a_whole_reply_cut_off_by_the_deadline_counts_the_ceiling_it_asked_for(
+    stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
+) -> None:
+    # The server may have been writing all along: a budget errs on the side of spent.
+    stub.reply = Reply(content=json.dumps(model_answer("late")), delay=5)
+    hooks = unwatched()
+    hooks.deadline = time.monotonic() + 1.0
+    with pytest.raises(ModelUnavailableError, match="time limit"):
+        await OpenAIGenerator(client=client, model=MODEL).generate(data, hooks)
+    [(call, max_tokens)] = hooks.calls
+    [(_call, _model, prompt_tokens, completion_tokens)] = hooks.spent
+    assert call == 0 and prompt_tokens > 100 and completion_tokens == max_tokens
+
+
+async def test_a_whole_reply_refused_by_the_server_counts_nothing(
+    stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
+) -> None:
+    stub.fail(503)
+    hooks = unwatched()
+    with pytest.raises(ModelUnavailableError):
+        await OpenAIGenerator(client=client, model=MODEL).generate(data, hooks)
+    assert hooks.spent == [] and len(stub.requests) == 1
+
+
+async def test_a_whole_reply_cut_off_half_way_counts_the_ceiling_and_is_retryable(
+    stub: StubOpenAI, client: AsyncOpenAI, data: GenerateInput
+) -> None:
+    value = data.facts[0].value
+    stub.reply = Reply(content=json.dumps(model_answer(f"Revenue was {value:,} USD.", ["F1"])), drop_after=3)
+    hooks = unwatched()
+    with pytest.raises(ModelUnavailableError, match="reply broke off") as err:
+        await OpenAIGenerator(client=client, model=MODEL).generate(data, hooks)
+    assert err.value.retryable
+    [(_call, max_tokens)] = hooks.calls
+    [(_c, _model, prompt_tokens, completion_tokens)] = hooks.spent
+    assert prompt_tokens > 100 and completion_tokens == max_tokens
+
+
+async def test_an_unreachable_endpoint_counts_nothing_for_a_whole_reply(data: GenerateInput) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    c = AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=5)
+    hooks = unwatched()
+    try:
+        with pytest.raises(ModelUnavailableError, match="unreachable"):
+            await OpenAIGenerator(client=c, model=MODEL).generate(data, hooks)
+    finally:
+        await c.close()
+    assert hooks.spent == []
+
+
+async def test_a_whole_reply_may_outlast_the_client_timeout_within_the_attempt(
+    stub: StubOpenAI, data: GenerateInput
+) -> None:
+    # Nothing arrives until the model has finished: the attempt's deadline, not the client's read timeout, bounds it.
+    value = data.facts[0].value
+    stub.reply = Reply(content=json.dumps(model_answer(f"MER-US revenue was {value:,} USD.", ["F1"])), delay=1.5)
+    c = AsyncOpenAI(base_url=stub.base_url, api_key="x", max_retries=0, timeout=0.5)
+    hooks = unwatched()
+    hooks.deadline = time.monotonic() + 20
+    try:
+        result = await OpenAIGenerator(client=c, model=MODEL).generate(data, hooks)
+    finally:
+        await c.close()
+    assert result.validated
+
+
+async def test_a_whole_reply_past_the_client_timeout_counts_the_ceiling(stub: StubOpenAI, data: GenerateInput) -> None:
+    # No attempt deadline (a script, not an activity): the client's timeout applies, and the server was writing.
+    stub.reply = Reply(content=json.dumps(model_answer("late")), delay=3)
+    c = AsyncOpenAI(base_url=stub.base_url, api_key="x", max_retries=0, timeout=0.5)
+    hooks = unwatched()
+    try:
+        with pytest.raises(ModelUnavailableError):
+            await OpenAIGenerator(client=c, model=MODEL).generate(data, hooks)
+    finally:
+        await c.close()
+    [(_call, max_tokens)] = hooks.calls
+    [(_c, _model, prompt_tokens, completion_tokens)] = hooks.spent
+    assert prompt_tokens > 100 and completion_tokens == max_tokens

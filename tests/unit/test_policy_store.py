@@ -57,12 +57,12 @@ def test_the_active_version_decides_and_is_recorded(engine: Engine, classifier: 
     acts = AuthorizeActivities(engine)
     cls = classifier.classify("What was revenue for MER-JP last month?", date(2026, 11, 21))
     data = AuthorizeInput(tenant="meridian", principal_id="dave", action=Action.READ, classification=cls)
-    builtin = acts._authorize(data)
+    builtin = acts.decide(data)
     assert builtin.policy_version.startswith("builtin-") and builtin.policies[0] == "POL-003"
     policies.ensure_default(engine, "meridian", BUILTIN)
     v2 = policies.create_version(engine, "meridian", WITHOUT_POL_003)
     policies.activate(engine, "meridian", v2.version)
-    trial = acts._authorize(data)
+    trial = acts.decide(data)
     assert trial.policy_version == v2.label
     assert trial.policies == ["POL-005"]  # POL-003 is switched off in v2; the entitlement rule still denies
 
