@@ -21,8 +21,9 @@ One process, one run, every side of every comparison in alternating rounds:
   with SQLite.
 
 Closed loop at each concurrency (smoke: c = 1, 8; full: c = 1, 8, 64), N measured requests per mode after a
-warm-up, repeated; the order of the modes rotates every repetition. Every loop is bounded by count and by wall
-time, every request by a timeout; everything listens on loopback. Every answer is checked (outcome, the figure,
+warm-up, repeated; the order of the modes is shuffled (seeded) every repetition, and a series starts once the dev
+servers are idle. Every loop is bounded by count and by wall time, every request by a timeout; everything listens
+on loopback. Every answer is checked (outcome, the figure,
 and that the stub's grounded model answer was accepted). Output: JSON lines (`--jsonl`) and the workload's section
 of docs/benchmarks.md (`--out`, `-` for none): between `<!-- bench:suite:begin -->` and `<!-- bench:suite:end -->`
 for W1, `<!-- bench:suite-w2:begin -->` and `<!-- bench:suite-w2:end -->` for W2.
@@ -40,6 +41,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -337,6 +339,37 @@ class Series:
 
 
 One = Callable[[], Awaitable[tuple[str, str | None]]]
+
+
+def series_order(modes: Sequence[str], ci: int, rep: int) -> list[str]:
+    """The order of one repetition's series: a seeded shuffle, a different one for every (c, repetition).
+
+    A rotation keeps every mode behind the same predecessor, whose after-effects (the dev server still writing
+    the visibility and deletion tasks of the workflows it just closed) then land on that one mode every time; a
+    shuffle spreads them over all modes, and the seed makes a run repeatable.
+    """
+    out = list(modes)
+    random.Random(f"{ci}:{rep}").shuffle(out)
+    return out
+
+
+# A series starts once the dev servers have gone quiet, within a bound: a busy server is the previous series'
+# after-effect, not the next one's cost.
+SETTLE_IDLE_CORES = 0.10
+SETTLE_WINDOW_S = 0.2
+SETTLE_MAX_S = 5.0
+
+
+async def settle(pids: Sequence[int]) -> float:
+    """Wait until the given processes use less than SETTLE_IDLE_CORES of a core over a window (at most
+    SETTLE_MAX_S); returns the seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < SETTLE_MAX_S:
+        before = cpu_seconds(pids)
+        await asyncio.sleep(SETTLE_WINDOW_S)
+        if cpu_seconds(pids) - before < SETTLE_IDLE_CORES * SETTLE_WINDOW_S:
+            break
+    return time.monotonic() - t0
 
 
 async def closed_loop(n: int, concurrency: int, one: One, max_seconds: float, timeout_s: float) -> Series:
@@ -888,13 +921,13 @@ async def run(cfg: SuiteConfig, client: Client | None = None) -> dict[str, Any]:
                         order = [m for m in cfg.modes if m in modes]
                         for ci, c in enumerate(cfg.concurrency):
                             for rep in range(cfg.reps):
-                                shift = (rep + ci) % len(order)
-                                for mode in order[shift:] + order[:shift]:
+                                for mode in series_order(order, ci, rep):
                                     if time.monotonic() - t_start > cfg.budget_seconds:
                                         skipped.append(f"{mode} c={c} rep {rep + 1}")
                                         continue
                                     # The server a mode runs on: the SQLite-file one for its modes.
                                     pids = sqlite_pids if mode in SQLITE_MODES else server_pids
+                                    await settle([*server_pids, *sqlite_pids])
                                     cpu0, srv0, stub0 = (
                                         time.process_time(),
                                         cpu_seconds(pids),
@@ -1385,7 +1418,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     w(
         f"Closed loop at c = {', '.join(str(c) for c in cfg['concurrency'])}; N = {cfg['n']} measured requests "
         "per mode, "
-        f"concurrency and repetition, {cfg['reps']} repetition(s), the order of the modes rotating every repetition; "
+        f"concurrency and repetition, {cfg['reps']} repetition(s), the order of the modes shuffled (seeded) every "
+        "repetition, each series starting once the dev servers are idle (under a tenth of a core for 0.2 s, waited "
+        "for at most 5 s); "
         f"{cfg['warmup']} warm-up requests per mode first at c=1, and as many as the largest c at that c. Bounds: "
         f"{cfg['series_seconds']:.0f} s "
         f"per series, {cfg['request_timeout_s']:.0f} s per request, {cfg['budget_seconds']:.0f} s for the run. One "
@@ -1966,7 +2001,7 @@ def closing_advice(report: dict[str, Any], missed: Sequence[dict[str, Any]]) -> 
             # The default runs outside the sandbox: what it would add back.
             extra = boxed["cpu_ms_per_request"]["process"] - dc["process"]
             sandbox = (
-                f"The workflow sandbox, off by default since this run's code, would add {_f(extra)} ms of CPU per "
+                f"The workflow sandbox, off by default since issue 9's part 4, would add {_f(extra)} ms of CPU per "
                 f"request at c={c1} (`docket-rest-sandboxed`)"
             )
         elif bare and bare["cpu_ms_per_request"]["process"] is not None and dc["process"]:
@@ -1983,10 +2018,9 @@ def closing_advice(report: dict[str, Any], missed: Sequence[dict[str, Any]]) -> 
                 "times, for a codec, external storage and its references each way, even with none configured) and "
                 "payload conversion (every stage's input and result is encoded and decoded as JSON, large for the "
                 "plan, the passages and the result), the tracing and logging "
-                "interceptors and the HTTP gateway. The next steps: a model call that does not stream when nobody "
-                "watches the prose (`?wait`), the passages' text kept out of history (ids and a digest in the "
-                "result, the text fetched by the model call), and the gateway and worker measured as separate "
-                "processes, as they are deployed"
+                "interceptors and the HTTP gateway. The next steps: the passages' text kept out of history (ids "
+                "and a digest in the result, the text fetched by the model call), and the gateway and worker "
+                "measured as separate processes, as they are deployed"
             )
         parts.append(text)
     lo = rows.get((DOCKET_LOCAL, c1))

@@ -6,6 +6,8 @@ The suite itself runs in tests/integration/test_bench_smoke.py (W1); these tests
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -163,3 +165,25 @@ def test_w2_section_goes_between_w1_and_recovery(tmp_path: Path) -> None:
     assert text.index(suite.END) < text.index(begin) < text.index(end) < text.index("<!-- bench:recovery:begin -->")
     again = suite.from_jsonl([json.loads(suite.dumps(r)) for r in suite.jsonl_rows(report)])
     assert suite.render_markdown(again) == suite.render_markdown(report)
+
+
+def test_series_order_is_a_seeded_shuffle_that_changes_the_neighbours() -> None:
+    modes = [f"m{i}" for i in range(12)]
+    orders = [suite.series_order(modes, ci, rep) for ci in range(3) for rep in range(3)]
+    assert all(sorted(o) == sorted(modes) for o in orders)  # every mode once per repetition
+    assert suite.series_order(modes, 1, 2) == suite.series_order(modes, 1, 2)  # repeatable
+    # No mode keeps the same predecessor in every repetition, as a rotation would make it.
+    follows = {m: {o[o.index(m) - 1] for o in orders if o.index(m) > 0} for m in modes}
+    assert all(len(before) > 1 for before in follows.values()), follows
+
+
+async def test_settle_waits_for_a_busy_process_and_not_for_an_idle_one() -> None:
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        assert await suite.settle([idle.pid]) < 1.0
+        waited = await suite.settle([busy.pid])
+        assert waited >= suite.SETTLE_MAX_S
+    finally:
+        idle.kill()
+        busy.kill()
