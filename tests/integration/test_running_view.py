@@ -5,21 +5,19 @@ running and no stage, instead of waiting out the query's timeout and calling it 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 from temporalio import activity
 
 from activities import names
 from activities.classify.model import IntentModel
 from activities.llm.engine import TemplateGenerator
-from api.main import create_app
 from api.routes.requests import QUERY_TIMEOUT_SECONDS
 from docket.contracts import UnderstandInput, UnderstandResult
 from tests.conftest import Stack
-from worker.main import Components, make_worker
+from tests.support.gateway import gateway
+from worker.main import Components
 
 pytestmark = pytest.mark.integration
 
@@ -45,16 +43,9 @@ async def test_a_request_inside_a_workflow_task_is_running_with_no_stage(
         return result
 
     kept = [fn for name, fn in real.items() if name != "understand_request"]
-    task_queue = f"docket-running-view-{uuid.uuid4().hex[:8]}"
     # Without eager start (a gateway with no worker in its process, as deployed) the first task goes through the
     # task queue: the view must not wait on a query either way.
-    settings = stack.settings.model_copy(update={"task_queue": task_queue, "eager_start": eager})
-    app = create_app(settings, engine=stack.engine, client=stack.client)
-    async with (
-        make_worker(stack.client, task_queue, [*kept, understand_request]),
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://docket") as http,
-    ):
+    async with gateway(stack, [*kept, understand_request], eager_start=eager) as http:
         resp = await http.post(
             "/v1/requests",
             json={"question": "What was revenue for MER-US last month?", "as_of": "2026-11-21"},

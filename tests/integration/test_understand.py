@@ -7,18 +7,15 @@ ones it measured, since the workflow's clock cannot tell stages inside one local
 
 from __future__ import annotations
 
-import uuid
 from datetime import date
 from typing import Any
 
-import httpx
 import pytest
 from temporalio import activity
 
 from activities import names
 from activities.classify.model import IntentModel
 from activities.llm.engine import TemplateGenerator
-from api.main import create_app
 from docket.contracts import (
     AuthorizeInput,
     ClassifyInput,
@@ -28,8 +25,9 @@ from docket.contracts import (
     required_action,
 )
 from tests.conftest import Stack
+from tests.support.gateway import gateway
 from tests.support.history import activity_types
-from worker.main import Components, make_worker
+from worker.main import Components
 
 pytestmark = pytest.mark.integration
 AS_OF = date(2026, 11, 21)
@@ -89,15 +87,7 @@ async def test_a_request_reports_the_stage_timings_understanding_measured(stack:
         return result.model_copy(update={"timings": measured})
 
     kept = [fn for name, fn in real.items() if name != "understand_request"]
-    task_queue = f"docket-understand-{uuid.uuid4().hex[:8]}"
-    app = create_app(
-        stack.settings.model_copy(update={"task_queue": task_queue}), engine=stack.engine, client=stack.client
-    )
-    async with (
-        make_worker(stack.client, task_queue, [*kept, understand_request]),
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://docket") as http,
-    ):
+    async with gateway(stack, [*kept, understand_request]) as http:
         resp = await http.post(
             "/v1/requests",
             params={"wait": 30},

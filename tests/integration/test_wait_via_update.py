@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
@@ -23,7 +21,6 @@ from temporalio.exceptions import ApplicationError
 from activities import names
 from activities.classify.model import IntentModel
 from activities.llm.engine import TemplateGenerator
-from api.main import create_app
 from docket.contracts import (
     GenerateInput,
     GenerateResult,
@@ -33,8 +30,9 @@ from docket.contracts import (
     UnderstandResult,
 )
 from tests.conftest import DEMO, Stack
+from tests.support.gateway import gateway
 from tests.support.oracle import LedgerOracle
-from worker.main import Components, make_worker
+from worker.main import Components
 
 pytestmark = pytest.mark.integration
 
@@ -44,18 +42,6 @@ UPDATE_EVENTS = {
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
 }
-
-
-async def gateway(stack: Stack, activities: list[Any]) -> AsyncIterator[httpx.AsyncClient]:
-    task_queue = f"docket-wait-update-{uuid.uuid4().hex[:8]}"
-    settings = stack.settings.model_copy(update={"task_queue": task_queue, "wait_via_update": True})
-    app = create_app(settings, engine=stack.engine, client=stack.client)
-    async with (
-        make_worker(stack.client, task_queue, activities),
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://docket") as http,
-    ):
-        yield http
 
 
 def components(stack: Stack) -> list[Any]:
@@ -71,7 +57,7 @@ async def event_types(stack: Stack, wid: str) -> list[EventType.ValueType]:
 
 async def test_a_keyless_wait_is_answered_by_the_result_update(stack: Stack) -> None:
     expected = ORACLE.total("meridian", ["MER-US"], "4", ["2026-10"])
-    async for http in gateway(stack, components(stack)):
+    async with gateway(stack, components(stack), wait_via_update=True) as http:
         resp = await http.post("/v1/requests", params={"wait": 30}, json=QUESTION, headers=stack.auth("alice"))
         assert resp.status_code == 200, resp.text
         body = resp.json()
@@ -101,7 +87,7 @@ async def test_a_run_that_closes_without_a_result_answers_with_its_view(stack: S
         raise ApplicationError("the results table is gone", non_retryable=True)
 
     kept = [fn for fn in components(stack) if getattr(fn, "__name__", "") != "record_result"]
-    async for http in gateway(stack, [*kept, record_result]):
+    async with gateway(stack, [*kept, record_result], wait_via_update=True) as http:
         resp = await http.post("/v1/requests", params={"wait": 30}, json=QUESTION, headers=stack.auth("alice"))
         assert resp.status_code == 200, resp.text
         body = resp.json()
@@ -139,7 +125,7 @@ async def test_a_wait_that_runs_out_answers_202_with_the_running_view(stack: Sta
 
     fake = understand_request if held == "understand_request" else generate_answer
     kept = [fn for name, fn in real.items() if name != held]
-    async for http in gateway(stack, [*kept, fake]):
+    async with gateway(stack, [*kept, fake], wait_via_update=True) as http:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         resp = await http.post("/v1/requests", params={"wait": 1.5}, json=QUESTION, headers=stack.auth("alice"))
